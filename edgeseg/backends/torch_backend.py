@@ -1,0 +1,34 @@
+"""PyTorch adapter: an edgeseg ``.pt`` checkpoint run in torch (the reference for parity)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeseg.errors import EdgesegError
+from edgeseg.training.checkpoint import load_model
+
+
+class TorchAdapter:
+    """``forward(x [1,3,S,S] float32) -> (class_logits, mask_logits)`` as numpy."""
+
+    def __init__(self, model: torch.nn.Module, input_size: int, device: str = "cpu") -> None:
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.input_size = input_size
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, input_size: int | None = None, device: str = "cpu"):
+        model, ckpt = load_model(path, image_size=input_size)
+        size = input_size or int(ckpt.get("train_config", {}).get("image_size") or model.cfg.image_size)
+        return cls(model, size, device), ckpt
+
+    @torch.no_grad()
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = self.input_size
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape != (1, 3, s, s):
+            got = f"{type(x).__name__} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}"
+            raise EdgesegError(f"forward expects float32 [1, 3, {s}, {s}], got {got}")
+        out = self.model(torch.from_numpy(x).to(self.device))
+        return out["pred_logits"].float().cpu().numpy(), out["pred_masks"].float().cpu().numpy()

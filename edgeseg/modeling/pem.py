@@ -1,0 +1,71 @@
+"""The PEM student: backbone -> PEM pixel decoder -> prototype transformer decoder -> heads."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgeseg.config import ModelConfig
+from edgeseg.modeling.backbone import Backbone
+from edgeseg.modeling.pixel_decoder import PEMPixelDecoder
+from edgeseg.modeling.transformer_decoder import PEMTransformerDecoder
+
+
+class PEM(nn.Module):
+    """Prototype-based Efficient MaskFormer (Cavagnero et al., CVPR 2024), plain PyTorch.
+
+    ``forward(x)`` with ``x [B,3,S,S]`` (S divisible by 32) returns a dict:
+    ``pred_logits [B,N,K+1]`` (last = no-object), ``pred_masks [B,N,S/4,S/4]`` of the last layer,
+    and in training also ``aux_outputs`` (one dict per earlier prediction, full resolution) and
+    ``sem_logits [B,K,S/4,S/4]`` (per-pixel auxiliary head, when enabled).
+    """
+
+    def __init__(self, cfg: ModelConfig, image_size: int | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = Backbone(cfg.backbone, image_size or cfg.image_size, cfg.backbone_weights)
+        self.pixel_decoder = PEMPixelDecoder(
+            self.backbone.channels, cfg.pixel_dim, cfg.mask_dim, cfg.deformable, cfg.mask_coords
+        )
+        self.decoder = PEMTransformerDecoder(
+            pixel_dim=cfg.pixel_dim,
+            num_classes=cfg.num_classes,
+            hidden_dim=cfg.hidden_dim,
+            mask_dim=cfg.mask_dim,
+            num_queries=cfg.num_queries,
+            dec_layers=cfg.dec_layers,
+            nheads=cfg.nheads,
+            ffn_dim=cfg.ffn_dim,
+            mask_pooled_class=cfg.mask_pooled_class,
+        )
+        self.sem_head = nn.Conv2d(cfg.mask_dim, cfg.num_classes, 1) if cfg.semantic_aux else None
+        # Inference computes intermediate masks at attention resolution; training (and tests)
+        # can force the full stride-4 computation for every layer.
+        self.full_res_masks: bool | None = None
+
+    def forward(self, x: torch.Tensor) -> dict:
+        levels, mask_features = self.pixel_decoder(self.backbone(x))
+        full = self.training if self.full_res_masks is None else self.full_res_masks
+        outs = self.decoder(levels, mask_features, full_res_masks=full)
+        result = {"pred_logits": outs[-1][0], "pred_masks": outs[-1][1]}
+        if self.training:
+            result["aux_outputs"] = [{"pred_logits": c, "pred_masks": m} for c, m in outs[:-1]]
+            if self.sem_head is not None:
+                result["sem_logits"] = self.sem_head(mask_features)
+        return result
+
+
+class ExportWrapper(nn.Module):
+    """Fixed-signature module for exporters: ``x -> (class_logits, mask_logits)`` of the last layer."""
+
+    def __init__(self, model: PEM) -> None:
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(x)
+        return out["pred_logits"], out["pred_masks"]
+
+
+def build_pem(cfg: ModelConfig, image_size: int | None = None) -> PEM:
+    """Build a student from its config; ``image_size`` overrides S (Swin is size-specific)."""
+    return PEM(cfg, image_size)

@@ -1,0 +1,74 @@
+"""PEM's prototype-based masked cross-attention (class ``PEM_CA`` in PEM's code).
+
+Instead of a softmax-weighted sum over all pixels, every query picks, per head, the single most
+similar pixel inside its (previous-layer) mask: the "prototype". Cost is O(N x HW) similarities
+and one ``argmax`` + ``gather``, both supported by ONNX, OpenVINO and TFLite.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Excluded pixels get this added to their similarity (which lies in [-1, 1] after L2
+# normalisation). PEM's code uses -inf; int8 / fp16 runtimes mishandle infinities, and a finite
+# large negative gives the same argmax whenever any pixel is allowed.
+EXCLUDED_SIMILARITY = -1e4
+
+
+class PrototypeCrossAttention(nn.Module):
+    """Query update from per-head prototypes selected by argmax over masked pixels.
+
+    Pixel features: BN -> depthwise 3x3 -> Linear. Queries: LayerNorm -> Linear. Positional
+    embeddings are added, both are L2-normalised over channels and split into heads.
+    ``out = normalize(Linear(prototype * query)) * alpha + prototype -> Linear``, added to the
+    query (residual) and LayerNorm'ed (Mask2Former's post-norm).
+    """
+
+    def __init__(self, dim: int, nheads: int = 8) -> None:
+        super().__init__()
+        if dim % nheads:
+            raise ValueError(f"hidden dim {dim} is not divisible by {nheads} heads")
+        self.nheads = nheads
+        self.pixel_proj = nn.Sequential(
+            nn.BatchNorm2d(dim), nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        )
+        self.pixel_linear = nn.Linear(dim, dim)
+        self.query_proj = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
+        self.update = nn.Linear(dim, dim)
+        self.alpha = nn.Parameter(torch.ones(dim))
+        self.out = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(
+        self,
+        query: torch.Tensor,  # [B, N, D]
+        query_pos: torch.Tensor,  # [B, N, D]
+        memory: torch.Tensor,  # [B, D, H, W]
+        memory_pos: torch.Tensor,  # [B, D, H, W]
+        mask_logits: torch.Tensor,  # [B, N, H, W], previous layer's masks at this resolution
+    ) -> torch.Tensor:
+        b, n, d = query.shape
+        h = self.nheads
+        pixels = self.pixel_linear(self.pixel_proj(memory).flatten(2).transpose(1, 2))  # B,HW,D
+        pixels = F.normalize(pixels + memory_pos.flatten(2).transpose(1, 2), dim=-1)
+        q = F.normalize(self.query_proj(query) + query_pos, dim=-1)
+        pix_h = pixels.reshape(b, -1, h, d // h).transpose(1, 2)  # B,h,HW,dh
+        q_h = q.reshape(b, n, h, d // h).transpose(1, 2)  # B,h,N,dh
+        sim = torch.matmul(pix_h, q_h.transpose(2, 3))  # B,h,HW,N
+
+        # A pixel is excluded when the previous mask logit is < 0. A query whose mask is empty
+        # is reset to "all pixels allowed" *per query* (Mask2Former's rule); PEM's code resets
+        # only when every query is empty and otherwise silently picks pixel 0.
+        excluded = (mask_logits.detach().flatten(2) < 0).to(sim.dtype)  # B,N,HW
+        has_pixels = (excluded.amin(dim=2, keepdim=True) < 0.5).to(sim.dtype)  # B,N,1
+        excluded = (excluded * has_pixels).transpose(1, 2).unsqueeze(1)  # B,1,HW,N
+        sim = sim + excluded * EXCLUDED_SIMILARITY
+
+        index = sim.argmax(dim=2)  # B,h,N: one pixel per query and head
+        proto = torch.gather(pix_h, 2, index.unsqueeze(-1).expand(-1, -1, -1, d // h))  # B,h,N,dh
+        proto = proto.transpose(1, 2).reshape(b, n, d)
+        # PEM normalises this over the query axis (dim=1 of BxQxD), probably unintended; we
+        # normalise over channels so a query's update does not depend on the other queries.
+        upd = F.normalize(self.update(proto * q), dim=-1) * self.alpha + proto
+        return self.norm(query + self.out(upd))

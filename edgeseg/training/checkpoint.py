@@ -1,0 +1,111 @@
+"""Checkpoint files: atomic save, safe load (no code execution), clear errors.
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain Python values, read
+back with ``torch.load(weights_only=True)``: a pickle that carries code is refused.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeseg import __version__
+from edgeseg.config import ModelConfig, model_config_from_dict
+from edgeseg.errors import CheckpointError, ConfigError
+
+FORMAT = "edgeseg-checkpoint"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (plus format tag and version) atomically: temp file, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": FORMAT, "edgeseg_version": __version__, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read an edgeseg checkpoint without executing code; raise CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it contains pickled objects other than tensors and "
+            f"plain values (possibly code), and edgeseg loads checkpoints with weights_only=True "
+            f"({str(exc).splitlines()[0]})"
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        keys = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"{path} is not an edgeseg checkpoint (no format tag '{FORMAT}'; found {keys})")
+    for key in ("model", "model_config", "label_space"):
+        if key not in data:
+            raise CheckpointError(f"checkpoint {path} lacks '{key}'")
+    return data
+
+
+def file_sha256(path: str | Path, length: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:length]
+
+
+def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict`` with an error that lists missing / unexpected / mis-shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+        if shapes:
+            parts.append(f"{len(shapes)} with other shapes (e.g. {shapes[:3]})")
+        raise CheckpointError(f"{source} does not match the model config: " + "; ".join(parts))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def load_model(path: str | Path, config: ModelConfig | None = None, image_size: int | None = None):
+    """Build the student stored in ``path`` and load its weights (eval mode).
+
+    ``config`` lets a user check a checkpoint against a config file: a mismatch raises
+    CheckpointError. Returns ``(model, checkpoint_dict)``.
+    """
+    from edgeseg.modeling.pem import build_pem
+
+    ckpt = load_checkpoint(path)
+    try:
+        cfg = config or model_config_from_dict(ckpt["model_config"], f"{path}: model_config")
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: bad model_config ({exc})") from exc
+    # the backbone weights are inside the checkpoint; the original file need not exist here
+    cfg = dataclasses.replace(cfg, backbone_weights=None)
+    model = build_pem(cfg, image_size)
+    load_state_into(model, ckpt["model"], f"checkpoint {path}")
+    return model.eval(), ckpt

@@ -1,0 +1,220 @@
+"""``edgeseg train``: step-based AdamW training of the PEM student with exact resume.
+
+The run directory holds ``last.pt`` (model, optimiser, step, RNG; written atomically every
+``checkpoint_every`` steps), ``config.yaml``, ``log.jsonl`` (one line per logged step) and, at
+the end, ``metrics.json`` (PQ / SQ / RQ / mIoU on the val split) and ``model.pt`` (weights only).
+Launch with ``torchrun --nproc_per_node G -m edgeseg.cli train ...`` for DDP; nothing changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from edgeseg.config import ModelConfig, TrainConfig, config_to_dict, save_config
+from edgeseg.data.coco_panoptic import CocoPanoptic
+from edgeseg.errors import CheckpointError, ConfigError
+from edgeseg.inference.result import LabelSpace
+from edgeseg.modeling.pem import PEM, build_pem
+from edgeseg.training import dist
+from edgeseg.training.checkpoint import load_checkpoint, load_state_into, save_checkpoint
+from edgeseg.training.data_stream import StepSampler, TrainStream, collate
+from edgeseg.training.losses import SetCriterion
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then poly (power 0.9) or cosine decay to 0 at ``cfg.steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    if cfg.schedule == "poly":
+        return cfg.lr * (1 - progress) ** 0.9
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    raise ConfigError(f"train.schedule must be 'poly' or 'cosine', got {cfg.schedule!r}")
+
+
+def build_optimizer(model: PEM, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; no weight decay on norms, biases and embeddings (Mask2Former); backbone lr mult."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = p.ndim <= 1 or "embed" in name.split(".")[-2:][0] or name.endswith(".alpha")
+        groups.setdefault((name.startswith("backbone."), no_decay), []).append(p)
+    param_groups = [
+        {"params": ps, "lr_mult": cfg.backbone_lr_mult if bb else 1.0, "weight_decay": 0.0 if nd else cfg.weight_decay}
+        for (bb, nd), ps in sorted(groups.items())
+    ]
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def label_space_of(dataset: CocoPanoptic) -> LabelSpace:
+    return LabelSpace(dataset.class_names, dataset.isthing, dataset.category_ids)
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = True,
+    time_limit_min: float = 0.0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train (or resume) a student in ``out_dir``; returns the final metrics dict.
+
+    ``time_limit_min > 0`` stops early (with a checkpoint) after that many minutes of training,
+    e.g. to fit a session; calling again with ``resume=True`` continues exactly.
+    """
+    out = Path(out_dir)
+    rank, world, device = dist.init_distributed()
+    is_main = rank == 0
+    if train_cfg.batch_size % world:
+        raise ConfigError(f"train.batch_size {train_cfg.batch_size} is not divisible by {world} processes")
+    dataset = CocoPanoptic(train_cfg.data, train_cfg.train_split)
+    labels = label_space_of(dataset)
+    if model_cfg.num_classes != labels.num_classes:
+        model_cfg = dataclasses.replace(model_cfg, num_classes=labels.num_classes)
+
+    _seed_everything(train_cfg.seed)
+    model = build_pem(model_cfg, image_size=train_cfg.image_size).to(device)
+    criterion = SetCriterion(model_cfg.num_classes, train_cfg.loss, num_aux=model_cfg.dec_layers).to(device)
+    optimizer = build_optimizer(model, train_cfg)
+    start_step, history, train_seconds = 0, [], 0.0
+
+    ckpt_path = out / "last.pt"
+    if resume and ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt.get("model_config") != dataclasses.asdict(model_cfg):
+            raise CheckpointError(f"{ckpt_path} was written for another model config; use a new --out or --no-resume")
+        load_state_into(model, ckpt["model"], f"checkpoint {ckpt_path}")
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_step = int(ckpt["step"])
+        history = list(ckpt.get("history", []))
+        train_seconds = float(ckpt.get("train_seconds", 0.0))
+        torch.set_rng_state(ckpt["torch_rng"])
+        if is_main:
+            print(f"resumed from {ckpt_path} at step {start_step}")
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(out / "config.yaml", model_cfg, train_cfg)
+
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+    stream = TrainStream(dataset, train_cfg.image_size, train_cfg.scale_range, train_cfg.seed)
+    sampler = StepSampler(start_step, train_cfg.steps, train_cfg.batch_size, rank, world)
+    loader = DataLoader(stream, batch_size=train_cfg.batch_size // world, sampler=sampler, collate_fn=collate,
+                        num_workers=train_cfg.num_workers, persistent_workers=False)
+
+    def payload(step: int) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "torch_rng": torch.get_rng_state(),
+            "model_config": dataclasses.asdict(model_cfg),
+            "train_config": config_to_dict(model_cfg, train_cfg)["train"],
+            "label_space": dataclasses.asdict(labels),
+            "history": history,
+            "train_seconds": train_seconds,
+        }
+
+    bar = None
+    if progress and is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=train_cfg.steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+    model.train()
+    step = start_step
+    window_t, window_imgs = time.perf_counter(), 0
+    stopped_early = False
+    for images, targets in loader:
+        t0 = time.perf_counter()
+        lr = learning_rate(step, train_cfg)
+        for g in optimizer.param_groups:
+            g["lr"] = lr * g["lr_mult"]
+        images = images.to(device, non_blocking=True)
+        targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+        num_masks = max(1.0, dist.all_reduce_sum(float(sum(len(t["labels"]) for t in targets)), device) / world)
+        outputs = ddp_model(images)
+        losses = criterion(outputs, targets, num_masks)
+        loss = sum(losses[k] * criterion.weight_dict[k] for k in losses if k in criterion.weight_dict)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if train_cfg.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.clip_grad_norm)
+        optimizer.step()
+        step += 1
+        train_seconds += time.perf_counter() - t0
+        window_imgs += images.shape[0] * world
+
+        if is_main and (step % 10 == 0 or step == train_cfg.steps):
+            now = time.perf_counter()
+            ips = window_imgs / max(now - window_t, 1e-9)
+            window_t, window_imgs = now, 0
+            row = {"step": step, "loss": float(loss.detach()), "lr": lr, "img_per_s": ips, "train_seconds": train_seconds}
+            row.update({k: float(losses[k].detach()) for k in ("loss_ce", "loss_mask", "loss_dice", "loss_sem") if k in losses})
+            history.append(row)
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            if bar is not None:
+                bar.set_postfix(loss=f"{row['loss']:.2f}", ce=f"{row['loss_ce']:.2f}", img_s=f"{ips:.1f}")
+        if bar is not None:
+            bar.update(1)
+        if is_main and (step % train_cfg.checkpoint_every == 0):
+            save_checkpoint(ckpt_path, payload(step))
+        if train_cfg.eval_every and step % train_cfg.eval_every == 0 and step < train_cfg.steps and is_main:
+            metrics = evaluate_model(model, labels, train_cfg, progress=False)
+            row = {"step": step, "eval": {k: metrics[k] for k in ("pq", "pq_things", "pq_stuff", "miou")}}
+            history.append(row)
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"\nstep {step}: PQ {metrics['pq']:.1f} things {metrics['pq_things']:.1f} stuff {metrics['pq_stuff']:.1f}")
+            model.train()
+        if time_limit_min > 0 and train_seconds > time_limit_min * 60 and step < train_cfg.steps:
+            stopped_early = True
+            break
+    if bar is not None:
+        bar.close()
+    if is_main:
+        save_checkpoint(ckpt_path, payload(step))
+    dist.barrier()
+    if stopped_early or not is_main:
+        return {"step": step, "finished": False}
+
+    metrics = evaluate_model(model, labels, train_cfg, progress=progress)
+    metrics.update(step=step, train_seconds=train_seconds, finished=True)
+    final = payload(step)
+    for key in ("optimizer", "torch_rng"):
+        final.pop(key)
+    final["metrics"] = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    save_checkpoint(out / "model.pt", final)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def evaluate_model(model: PEM, labels: LabelSpace, train_cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """PQ / mIoU of an in-memory model on ``train_cfg``'s val split at the training size."""
+    from edgeseg.backends.torch_backend import TorchAdapter
+    from edgeseg.evaluation.evaluate import evaluate
+    from edgeseg.inference.predictor import Predictor
+
+    device = next(model.parameters()).device
+    val = CocoPanoptic(train_cfg.data, train_cfg.val_split)
+    predictor = Predictor(TorchAdapter(model.eval(), train_cfg.image_size, str(device)), labels, train_cfg.image_size)
+    return evaluate(predictor, val, max_images=train_cfg.eval_images, progress=progress)
+
