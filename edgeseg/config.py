@@ -23,7 +23,7 @@ class ModelConfig:
     name: str = "pem_mnv3l_512"
     backbone: str = "mobilenetv3_large_100"
     backbone_weights: str | None = None  # local timm weight file; never downloaded
-    num_classes: int = 12  # K, without the no-object class; set from the data set
+    num_classes: int = 13  # K, without the no-object class; set from the data set
     image_size: int = 512  # S, the fixed export / inference input size
     pixel_dim: int = 128  # pixel-decoder channels (PEM R50: 128)
     hidden_dim: int = 256  # query / transformer width (PEM R50: 256)
@@ -37,6 +37,7 @@ class ModelConfig:
     mask_pooled_class: bool = True  # class head also sees mask-pooled pixel features
     semantic_aux: bool = True  # per-pixel semantic head on mask features (training loss only)
     mask_coords: bool = True  # learned projection of a sine position code added to mask features
+    mask_shape_class: bool = True  # class logits from a small CNN on the final mask silhouettes
 
 
 @dataclass

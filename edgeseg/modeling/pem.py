@@ -36,6 +36,7 @@ class PEM(nn.Module):
             nheads=cfg.nheads,
             ffn_dim=cfg.ffn_dim,
             mask_pooled_class=cfg.mask_pooled_class,
+            mask_shape_class=cfg.mask_shape_class,
         )
         self.sem_head = nn.Conv2d(cfg.mask_dim, cfg.num_classes, 1) if cfg.semantic_aux else None
         # Inference computes intermediate masks at attention resolution; training (and tests)

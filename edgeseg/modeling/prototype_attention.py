@@ -40,14 +40,16 @@ class PrototypeCrossAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(
+    def select(
         self,
         query: torch.Tensor,  # [B, N, D]
         query_pos: torch.Tensor,  # [B, N, D]
         memory: torch.Tensor,  # [B, D, H, W]
         memory_pos: torch.Tensor,  # [B, D, H, W]
         mask_logits: torch.Tensor,  # [B, N, H, W], previous layer's masks at this resolution
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised per-head pixels ``[B,h,HW,dh]``, queries ``[B,N,D]`` and the chosen pixel
+        index per head and query ``[B,h,N]``."""
         b, n, d = query.shape
         h = self.nheads
         pixels = self.pixel_linear(self.pixel_proj(memory).flatten(2).transpose(1, 2))  # B,HW,D
@@ -64,9 +66,20 @@ class PrototypeCrossAttention(nn.Module):
         has_pixels = (excluded.amin(dim=2, keepdim=True) < 0.5).to(sim.dtype)  # B,N,1
         excluded = (excluded * has_pixels).transpose(1, 2).unsqueeze(1)  # B,1,HW,N
         sim = sim + excluded * EXCLUDED_SIMILARITY
+        return pix_h, q, sim.argmax(dim=2)
 
-        index = sim.argmax(dim=2)  # B,h,N: one pixel per query and head
-        proto = torch.gather(pix_h, 2, index.unsqueeze(-1).expand(-1, -1, -1, d // h))  # B,h,N,dh
+    def forward(
+        self,
+        query: torch.Tensor,
+        query_pos: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        mask_logits: torch.Tensor,
+    ) -> torch.Tensor:
+        b, n, d = query.shape
+        pix_h, q, index = self.select(query, query_pos, memory, memory_pos, mask_logits)
+        dh = d // self.nheads
+        proto = torch.gather(pix_h, 2, index.unsqueeze(-1).expand(-1, -1, -1, dh))  # B,h,N,dh
         proto = proto.transpose(1, 2).reshape(b, n, d)
         # PEM normalises this over the query axis (dim=1 of BxQxD), probably unintended; we
         # normalise over channels so a query's update does not depend on the other queries.

@@ -142,8 +142,8 @@ def train(
     step = start_step
     window_t, window_imgs = time.perf_counter(), 0
     stopped_early = False
+    t0 = time.perf_counter()
     for images, targets in loader:
-        t0 = time.perf_counter()
         lr = learning_rate(step, train_cfg)
         for g in optimizer.param_groups:
             g["lr"] = lr * g["lr_mult"]
@@ -159,7 +159,8 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.clip_grad_norm)
         optimizer.step()
         step += 1
-        train_seconds += time.perf_counter() - t0
+        now = time.perf_counter()
+        train_seconds += now - t0  # wall time incl. data loading, excl. checkpoints / evals
         window_imgs += images.shape[0] * world
 
         if is_main and (step % 10 == 0 or step == train_cfg.steps):
@@ -185,6 +186,7 @@ def train(
                 f.write(json.dumps(row) + "\n")
             print(f"\nstep {step}: PQ {metrics['pq']:.1f} things {metrics['pq_things']:.1f} stuff {metrics['pq_stuff']:.1f}")
             model.train()
+        t0 = time.perf_counter()
         if time_limit_min > 0 and train_seconds > time_limit_min * 60 and step < train_cfg.steps:
             stopped_early = True
             break

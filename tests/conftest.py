@@ -1,0 +1,33 @@
+"""Shared fixtures: a tiny built-in data set and a tiny student config (CPU, seconds)."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from edgeseg.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
+from edgeseg.data.synth import SynthConfig, generate_synthetic  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    cfg = SynthConfig(image_size=64, num_train=8, num_val=3)
+    return generate_synthetic(tmp_path_factory.mktemp("data") / "synth", seed=1, config=cfg)
+
+
+def tiny_model_config(**kw) -> ModelConfig:
+    base = dict(name="tiny", backbone="mobilenetv3_small_100", num_classes=13, image_size=64, pixel_dim=16,
+                hidden_dim=32, mask_dim=32, num_queries=8, dec_layers=3, nheads=4, ffn_dim=64)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def tiny_train_config(data: Path, **kw) -> TrainConfig:
+    base = dict(data=str(data), image_size=64, batch_size=2, steps=4, warmup_steps=1, checkpoint_every=2,
+                loss=LossConfig(num_points=256))
+    base.update(kw)
+    return TrainConfig(**base)

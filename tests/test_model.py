@@ -1,0 +1,110 @@
+"""PEM student: backbone pyramid, shapes, inference-path equality, prototype attention, export."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from edgeseg.config import load_config
+from edgeseg.modeling.backbone import Backbone
+from edgeseg.modeling.complexity import count_parameters
+from edgeseg.modeling.pem import ExportWrapper, build_pem
+from edgeseg.modeling.prototype_attention import PrototypeCrossAttention
+from edgeseg.modeling.transformer_decoder import resize_to
+from tests.conftest import tiny_model_config
+
+
+@pytest.mark.parametrize("name,size", [("mobilenetv3_large_100", 64), ("mobilenetv3_small_100", 64),
+                                       ("swin_tiny_patch4_window7_224", 224), ("resnet50", 64)])
+def test_backbone_pyramid_is_nchw_strides_4_to_32(name, size):
+    bb = Backbone(name, size).eval()
+    with torch.no_grad():
+        feats = bb(torch.zeros(1, 3, size, size))
+    assert bb.strides == [4, 8, 16, 32]
+    for f, c, s in zip(feats, bb.channels, bb.strides):
+        assert tuple(f.shape) == (1, c, size // s, size // s)
+
+
+def test_training_outputs_and_deep_supervision():
+    cfg = tiny_model_config()
+    model = build_pem(cfg).train()
+    out = model(torch.randn(2, 3, 64, 64))
+    assert out["pred_logits"].shape == (2, 8, 14)
+    assert out["pred_masks"].shape == (2, 8, 16, 16)
+    assert len(out["aux_outputs"]) == cfg.dec_layers  # learnable queries + all but the last layer
+    assert all(a["pred_masks"].shape == (2, 8, 16, 16) for a in out["aux_outputs"])
+    assert out["sem_logits"].shape == (2, 13, 16, 16)
+
+
+def test_inference_path_equals_full_resolution_path():
+    torch.manual_seed(0)
+    model = build_pem(tiny_model_config(image_size=128, num_queries=16)).eval()
+    # make the attention masks non-trivial: random weights give mixed-sign mask logits
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        model.full_res_masks = True
+        full = model(x)
+        model.full_res_masks = None
+        fast = model(x)
+    torch.testing.assert_close(fast["pred_logits"], full["pred_logits"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fast["pred_masks"], full["pred_masks"], atol=1e-4, rtol=1e-4)
+
+
+def test_resize_commutes_with_mask_product():
+    q, m = torch.randn(1, 5, 16), torch.randn(1, 16, 32, 32)
+    a = resize_to(torch.einsum("bqc,bchw->bqhw", q, m), (8, 8))
+    b = torch.einsum("bqc,bchw->bqhw", q, resize_to(m, (8, 8)))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def _attention_index(attn, query, memory, mask):
+    return attn.select(query, torch.zeros_like(query), memory, torch.zeros_like(memory), mask)[2]
+
+
+def test_prototype_selection_respects_mask_and_resets_empty_queries_per_query():
+    torch.manual_seed(0)
+    attn = PrototypeCrossAttention(16, nheads=2).eval()
+    query, memory = torch.randn(1, 3, 16), torch.randn(1, 16, 4, 4)
+    mask = torch.full((1, 3, 4, 4), -1.0)
+    mask[0, 0, 1, 2] = 1.0  # query 0: only pixel 6 allowed
+    mask[0, 1, 3, :] = 1.0  # query 1: pixels 12..15 allowed
+    # query 2: empty mask -> reset to all pixels (per query), not pixel 0 by accident
+    idx = _attention_index(attn, query, memory, mask)  # [B, heads, N]
+    assert (idx[0, :, 0] == 6).all()
+    assert ((idx[0, :, 1] >= 12) & (idx[0, :, 1] <= 15)).all()
+    free = _attention_index(attn, query, memory, torch.ones_like(mask))
+    assert torch.equal(idx[0, :, 2], free[0, :, 2])
+
+
+def test_no_infinities_and_finite_outputs_with_all_masks_empty():
+    attn = PrototypeCrossAttention(16, nheads=2).eval()
+    out = attn(torch.randn(1, 3, 16), torch.zeros(1, 3, 16), torch.randn(1, 16, 4, 4), torch.zeros(1, 16, 4, 4),
+               torch.full((1, 3, 4, 4), -5.0))
+    assert torch.isfinite(out).all()
+
+
+def test_forward_exports_without_tensor_dependent_python_branches():
+    model = build_pem(tiny_model_config())
+    wrapper = ExportWrapper(model)
+    x = torch.randn(1, 3, 64, 64)
+    exported = torch.export.export(wrapper, (x,), strict=False)
+    cls, masks = exported.module()(x)
+    ref = wrapper(x)
+    torch.testing.assert_close(cls, ref[0])
+    torch.testing.assert_close(masks, ref[1])
+
+
+def test_r50_paper_config_matches_paper_parameter_count():
+    cfg, _ = load_config("models/pem_r50_paper.yaml")
+    model = build_pem(dataclasses.replace(cfg), 512)
+    params = count_parameters(model) / 1e6
+    assert abs(params / 35.6 - 1) < 0.03, params
+
+
+def test_deformable_switch_runs_in_torch():
+    model = build_pem(tiny_model_config(deformable=True)).train()
+    out = model(torch.randn(2, 3, 64, 64))
+    out["pred_masks"].sum().backward()
+    names = [n for n, _ in model.named_modules() if n.endswith("offset_mask")]
+    assert len(names) == 3

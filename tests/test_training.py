@@ -1,0 +1,111 @@
+"""Matcher, criterion, schedule, exact resume, and one real training run on tiny data."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from edgeseg.config import LossConfig, TrainConfig
+from edgeseg.modeling.pem import build_pem
+from edgeseg.training.checkpoint import load_checkpoint
+from edgeseg.training.losses import SetCriterion
+from edgeseg.training.matcher import HungarianMatcher
+from edgeseg.training.trainer import learning_rate, train
+from tests.conftest import tiny_model_config, tiny_train_config
+
+
+def _square(h, w, y0, y1, x0, x1):
+    m = torch.zeros(h, w)
+    m[y0:y1, x0:x1] = 1
+    return m
+
+
+def test_matcher_pairs_each_target_with_its_obvious_query():
+    # targets: class 1 on the top-left block, class 0 on the bottom-right block
+    t_masks = torch.stack([_square(16, 16, 0, 8, 0, 8), _square(16, 16, 8, 16, 8, 16)])
+    labels = torch.tensor([1, 0])
+    # query 2 predicts target 0 (right class, right mask), query 0 predicts target 1, query 1 is junk
+    logits = torch.full((1, 3, 3), -5.0)
+    logits[0, 2, 1] = logits[0, 0, 0] = 5.0
+    logits[0, 1, 2] = 5.0
+    masks = torch.full((1, 3, 16, 16), -10.0)
+    masks[0, 2] = t_masks[0] * 20 - 10
+    masks[0, 0] = t_masks[1] * 20 - 10
+    (q, t), = HungarianMatcher(num_points=512)({"pred_logits": logits, "pred_masks": masks}, [{"labels": labels, "masks": t_masks}])
+    assert dict(zip(t.tolist(), q.tolist())) == {0: 2, 1: 0}
+
+
+def test_matcher_handles_images_without_targets():
+    out = {"pred_logits": torch.randn(1, 4, 3), "pred_masks": torch.randn(1, 4, 8, 8)}
+    (q, t), = HungarianMatcher(num_points=64)(out, [{"labels": torch.zeros(0, dtype=torch.int64), "masks": torch.zeros(0, 8, 8)}])
+    assert q.numel() == 0 and t.numel() == 0
+
+
+def test_criterion_names_losses_per_layer_and_weights_them_outside():
+    cfg = tiny_model_config()
+    model = build_pem(cfg).train()
+    crit = SetCriterion(13, LossConfig(num_points=256), num_aux=cfg.dec_layers)
+    targets = [{"labels": torch.tensor([0, 9]), "masks": torch.rand(2, 64, 64) > 0.5,
+                "semantic": torch.randint(0, 13, (64, 64))} for _ in range(2)]
+    losses = crit(model(torch.randn(2, 3, 64, 64)), targets, num_masks=4.0)
+    expected = {"loss_ce", "loss_mask", "loss_dice", "loss_sem"} | {
+        f"loss_{k}_{i}" for k in ("ce", "mask", "dice") for i in range(cfg.dec_layers)}
+    assert set(losses) == expected == set(crit.weight_dict)
+    assert crit.weight_dict["loss_ce"] == 2.0 and crit.empty_weight[-1] == pytest.approx(0.1)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    cfg = tiny_model_config()
+    model = build_pem(cfg).train()
+    crit = SetCriterion(13, LossConfig(num_points=256), num_aux=cfg.dec_layers)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    x = torch.randn(2, 3, 64, 64)
+    targets = [{"labels": torch.tensor([3]), "masks": _square(64, 64, 8, 40, 8, 40)[None] > 0,
+                "semantic": torch.full((64, 64), 9)} for _ in range(2)]
+
+    def total():
+        losses = crit(model(x), targets, 2.0)
+        return sum(losses[k] * crit.weight_dict[k] for k in losses)
+
+    first = float(total().detach())
+    for _ in range(15):
+        loss = total()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(total().detach()) < 0.8 * first
+
+
+def test_learning_rate_schedules():
+    cfg = TrainConfig(lr=1.0, steps=100, warmup_steps=10, schedule="poly")
+    assert learning_rate(0, cfg) == pytest.approx(0.1)
+    assert learning_rate(10, cfg) == pytest.approx(1.0)
+    assert learning_rate(100, cfg) == pytest.approx(0.0)
+    cos = TrainConfig(lr=1.0, steps=110, warmup_steps=10, schedule="cosine")
+    assert learning_rate(60, cos) == pytest.approx(0.5)
+
+
+def test_resume_continues_exactly_where_it_stopped(tiny_data, tmp_path):
+    mcfg = tiny_model_config()
+    straight = train(mcfg, tiny_train_config(tiny_data, steps=4), tmp_path / "a", progress=False)
+    # the same run interrupted after its first step (a tiny time limit), then resumed
+    train(mcfg, tiny_train_config(tiny_data, steps=4), tmp_path / "c", progress=False, time_limit_min=1e-9)
+    assert load_checkpoint(tmp_path / "c" / "last.pt")["step"] == 1
+    resumed = train(mcfg, tiny_train_config(tiny_data, steps=4), tmp_path / "c", progress=False)
+    a = load_checkpoint(tmp_path / "a" / "model.pt")["model"]
+    c = load_checkpoint(tmp_path / "c" / "model.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], c[k], atol=0, rtol=0, msg=k)
+    assert resumed["pq"] == straight["pq"]
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["step"] == 4
+
+
+def test_resume_refuses_another_model_config(tiny_data, tmp_path):
+    from edgeseg.errors import CheckpointError
+
+    train(tiny_model_config(), tiny_train_config(tiny_data, steps=1), tmp_path, progress=False, time_limit_min=1e-9)
+    with pytest.raises(CheckpointError, match="another model config"):
+        train(tiny_model_config(num_queries=4), tiny_train_config(tiny_data, steps=1), tmp_path, progress=False)
