@@ -36,7 +36,8 @@ def cmd_data_synth(args: argparse.Namespace) -> None:
     from edgeseg.data.synth import SynthConfig, generate_synthetic
 
     cfg = SynthConfig(image_size=args.image_size, num_train=args.num_train, num_val=args.num_val)
-    path = generate_synthetic(args.out, seed=args.seed, config=cfg, overwrite=args.overwrite)
+    workers = args.workers or os.cpu_count() or 1
+    path = generate_synthetic(args.out, seed=args.seed, config=cfg, overwrite=args.overwrite, workers=workers)
     print(f"wrote {path}")
 
 
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-train", type=int, default=2000)
     p.add_argument("--num-val", type=int, default=200)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores; output is identical)")
     p.set_defaults(func=cmd_data_synth)
     p = data.add_parser("stats", help="statistics of a COCO-panoptic split")
     p.add_argument("root")

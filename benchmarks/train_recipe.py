@@ -1,0 +1,81 @@
+"""Train a recorded recipe of the default student and write its result JSON.
+
+    python benchmarks/train_recipe.py quick      # <= 20 min on 2 CPU cores (README main job)
+    python benchmarks/train_recipe.py default    # <= 2 h on 2 CPU cores; resumable: re-run to continue
+
+Each recipe is the config file plus ``--set`` overrides, exactly what the printed ``command``
+runs. The JSON (benchmarks/results/recipe_<name>.json) holds PQ / SQ / RQ (all, things, stuff),
+per-class PQ, mIoU, wall-clock training time, the data statistics and the command.
+``--record-only`` re-reads an existing run directory without training.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = "models/pem_mnv3l_512.yaml"
+RECIPES = {
+    "quick": ["train.steps=400", "train.warmup_steps=50"],
+    "default": ["train.steps=1800"],
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("recipe", choices=sorted(RECIPES))
+    ap.add_argument("--data", default="data/synth")
+    ap.add_argument("--out", help="run directory (default runs/<recipe>)")
+    ap.add_argument("--time-limit", type=float, default=0.0, help="stop after N minutes (resumable)")
+    ap.add_argument("--record-only", action="store_true")
+    args = ap.parse_args()
+    out = args.out or f"runs/{args.recipe}"
+    argv = ["train", "--config", CONFIG, "--out", out, "--data", args.data, "--set", *RECIPES[args.recipe]]
+    command = "edgeseg " + " ".join(shlex.quote(a) for a in argv)
+    if not Path(args.data).exists():
+        from edgeseg.data.synth import generate_synthetic
+
+        generate_synthetic(args.data, seed=0, workers=os.cpu_count() or 1)
+    if not args.record_only:
+        from edgeseg.cli import main as cli_main
+
+        extra = ["--time-limit", str(args.time_limit)] if args.time_limit else []
+        if cli_main(argv + extra) != 0:
+            sys.exit(2)
+    metrics_path = Path(out) / "metrics.json"
+    if not metrics_path.exists():
+        print(f"{out}: not finished yet (no metrics.json); run again to resume")
+        return
+    from edgeseg.data.stats import dataset_stats
+
+    m = json.loads(metrics_path.read_text())
+    pan = m["panoptic"]
+    record = {
+        "recipe": args.recipe,
+        "command": command,
+        "config": CONFIG,
+        "overrides": RECIPES[args.recipe],
+        "steps": m["step"],
+        "train_minutes": round(m["train_seconds"] / 60, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "val_images": m["images"],
+        "pq": pan["all"], "things": pan["things"], "stuff": pan["stuff"],
+        "per_class_pq": {k: round(v["pq"], 2) for k, v in pan["per_class"].items()},
+        "miou": m["miou"],
+        "data_stats": {"train": dataset_stats(args.data, "train"), "val": dataset_stats(args.data, "val")},
+    }
+    dest = ROOT / "benchmarks" / "results" / f"recipe_{args.recipe}.json"
+    dest.write_text(json.dumps(record, indent=2))
+    print(f"PQ {pan['all']['pq']:.1f}  things {pan['things']['pq']:.1f}  stuff {pan['stuff']['pq']:.1f}  "
+          f"mIoU {m['miou']:.1f}  in {record['train_minutes']} min -> {dest}")
+
+
+if __name__ == "__main__":
+    main()
