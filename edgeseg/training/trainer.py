@@ -113,7 +113,12 @@ def train(
 
     ddp_model = model
     if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        # with fewer decoder layers than pixel-decoder levels, the unattended level's projection
+        # gets no gradient; DDP must then look for unused parameters (slower, so only then).
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=model_cfg.dec_layers < model.decoder.num_levels,
+        )
 
     stream = TrainStream(dataset, train_cfg.image_size, train_cfg.scale_range, train_cfg.seed)
     sampler = StepSampler(start_step, train_cfg.steps, train_cfg.batch_size, rank, world)
