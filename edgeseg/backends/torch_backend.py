@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from edgeseg.errors import EdgesegError
-from edgeseg.training.checkpoint import load_model
+from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 class TorchAdapter:
@@ -20,8 +20,13 @@ class TorchAdapter:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, input_size: int | None = None, device: str = "cpu"):
-        model, ckpt = load_model(path, image_size=input_size)
-        size = input_size or int(ckpt.get("train_config", {}).get("image_size") or model.cfg.image_size)
+        """Serve at ``input_size``, else at the training size (what the metrics were measured at).
+
+        The model is built for that size: Swin's attention masks depend on it.
+        """
+        ckpt = load_checkpoint(path)
+        size = input_size or int((ckpt.get("train_config") or {}).get("image_size") or ckpt["model_config"]["image_size"])
+        model = model_from_checkpoint(ckpt, str(path), image_size=size)
         return cls(model, size, device), ckpt
 
     @torch.no_grad()

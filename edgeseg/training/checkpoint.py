@@ -97,15 +97,21 @@ def load_model(path: str | Path, config: ModelConfig | None = None, image_size: 
     ``config`` lets a user check a checkpoint against a config file: a mismatch raises
     CheckpointError. Returns ``(model, checkpoint_dict)``.
     """
+    ckpt = load_checkpoint(path)
+    return model_from_checkpoint(ckpt, str(path), config, image_size), ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], source: str, config: ModelConfig | None = None,
+                          image_size: int | None = None):
+    """The eval-mode student of an already loaded checkpoint dict."""
     from edgeseg.modeling.pem import build_pem
 
-    ckpt = load_checkpoint(path)
     try:
-        cfg = config or model_config_from_dict(ckpt["model_config"], f"{path}: model_config")
+        cfg = config or model_config_from_dict(ckpt["model_config"], f"{source}: model_config")
     except (ConfigError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path}: bad model_config ({exc})") from exc
+        raise CheckpointError(f"checkpoint {source}: bad model_config ({exc})") from exc
     # the backbone weights are inside the checkpoint; the original file need not exist here
     cfg = dataclasses.replace(cfg, backbone_weights=None)
     model = build_pem(cfg, image_size)
-    load_state_into(model, ckpt["model"], f"checkpoint {path}")
-    return model.eval(), ckpt
+    load_state_into(model, ckpt["model"], f"checkpoint {source}")
+    return model.eval()
