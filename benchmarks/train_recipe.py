@@ -28,6 +28,29 @@ RECIPES = {
 }
 
 
+def planned_steps(recipe: str) -> int:
+    from edgeseg.config import load_config
+
+    steps = load_config(ROOT / CONFIG)[1].steps
+    for item in RECIPES[recipe]:
+        if item.startswith("train.steps="):
+            steps = int(item.split("=")[1])
+    return steps
+
+
+def evaluate_unfinished(last: Path, data: str) -> dict:
+    """Metrics of an interrupted run's last checkpoint (recorded as unfinished)."""
+    from edgeseg.backends import load
+    from edgeseg.data.coco_panoptic import CocoPanoptic
+    from edgeseg.evaluation.evaluate import evaluate
+    from edgeseg.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(last)
+    metrics = evaluate(load(last), CocoPanoptic(data, "val"))
+    metrics.update(step=int(ckpt["step"]), train_seconds=float(ckpt["train_seconds"]))
+    return metrics
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("recipe", choices=sorted(RECIPES))
@@ -50,19 +73,25 @@ def main() -> None:
         if cli_main(argv + extra) != 0:
             sys.exit(2)
     metrics_path = Path(out) / "metrics.json"
-    if not metrics_path.exists():
+    finished = metrics_path.exists()
+    if finished:
+        m = json.loads(metrics_path.read_text())
+    elif args.record_only and (Path(out) / "last.pt").exists():
+        m = evaluate_unfinished(Path(out) / "last.pt", args.data)
+    else:
         print(f"{out}: not finished yet (no metrics.json); run again to resume")
         return
     from edgeseg.data.stats import dataset_stats
 
-    m = json.loads(metrics_path.read_text())
     pan = m["panoptic"]
     record = {
         "recipe": args.recipe,
         "command": command,
         "config": CONFIG,
         "overrides": RECIPES[args.recipe],
+        "finished": finished,
         "steps": m["step"],
+        "steps_planned": planned_steps(args.recipe),
         "train_minutes": round(m["train_seconds"] / 60, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "val_images": m["images"],
@@ -73,7 +102,7 @@ def main() -> None:
     }
     dest = ROOT / "benchmarks" / "results" / f"recipe_{args.recipe}.json"
     dest.write_text(json.dumps(record, indent=2))
-    print(f"PQ {pan['all']['pq']:.1f}  things {pan['things']['pq']:.1f}  stuff {pan['stuff']['pq']:.1f}  "
+    print(f"{'finished' if finished else 'UNFINISHED'} at step {m['step']}: PQ {pan['all']['pq']:.1f}  things {pan['things']['pq']:.1f}  stuff {pan['stuff']['pq']:.1f}  "
           f"mIoU {m['miou']:.1f}  in {record['train_minutes']} min -> {dest}")
 
 
