@@ -109,3 +109,16 @@ def test_resume_refuses_another_model_config(tiny_data, tmp_path):
     train(tiny_model_config(), tiny_train_config(tiny_data, steps=1), tmp_path, progress=False, time_limit_min=1e-9)
     with pytest.raises(CheckpointError, match="another model config"):
         train(tiny_model_config(num_queries=4), tiny_train_config(tiny_data, steps=1), tmp_path, progress=False)
+
+
+def test_optimizer_does_not_decay_norms_biases_and_embeddings():
+    from edgeseg.training.trainer import build_optimizer
+
+    model = build_pem(tiny_model_config())
+    opt = build_optimizer(model, TrainConfig(backbone_lr_mult=0.1))
+    decay = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert id(model.decoder.query_feat.weight) not in decay
+    assert id(model.decoder.decoder_norm.weight) not in decay
+    assert id(model.decoder.class_embed.weight) in decay
+    backbone = {id(p) for g in opt.param_groups if g["lr_mult"] == 0.1 for p in g["params"]}
+    assert backbone == {id(p) for p in model.backbone.parameters()}

@@ -42,13 +42,15 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 
 
 def build_optimizer(model: PEM, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; no weight decay on norms, biases and embeddings (Mask2Former); backbone lr mult."""
+    """AdamW; no weight decay on norms, biases, embeddings and ``alpha`` scales (Mask2Former's
+    rule: decaying them only shrinks learnt offsets); ``backbone_lr_mult`` for the backbone."""
+    no_decay_modules = (torch.nn.Embedding, torch.nn.LayerNorm, torch.nn.modules.batchnorm._BatchNorm)
+    no_decay = {id(p) for m in model.modules() if isinstance(m, no_decay_modules) for p in m.parameters(recurse=False)}
     groups: dict[tuple[bool, bool], list] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        no_decay = p.ndim <= 1 or "embed" in name.split(".")[-2:][0] or name.endswith(".alpha")
-        groups.setdefault((name.startswith("backbone."), no_decay), []).append(p)
+        if p.requires_grad:
+            nd = id(p) in no_decay or p.ndim <= 1
+            groups.setdefault((name.startswith("backbone."), nd), []).append(p)
     param_groups = [
         {"params": ps, "lr_mult": cfg.backbone_lr_mult if bb else 1.0, "weight_decay": 0.0 if nd else cfg.weight_decay}
         for (bb, nd), ps in sorted(groups.items())
@@ -100,7 +102,13 @@ def train(
         if ckpt.get("model_config") != dataclasses.asdict(model_cfg):
             raise CheckpointError(f"{ckpt_path} was written for another model config; use a new --out or --no-resume")
         load_state_into(model, ckpt["model"], f"checkpoint {ckpt_path}")
-        optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"{ckpt_path}: its optimizer state does not fit this edgeseg version's parameter groups "
+                f"({exc}); start again with --no-resume or a new --out"
+            ) from exc
         start_step = int(ckpt["step"])
         history = list(ckpt.get("history", []))
         train_seconds = float(ckpt.get("train_seconds", 0.0))
