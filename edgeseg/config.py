@@ -37,7 +37,7 @@ class ModelConfig:
     mask_pooled_class: bool = True  # class head also sees mask-pooled pixel features
     semantic_aux: bool = True  # per-pixel semantic head on mask features (training loss only)
     mask_coords: bool = True  # learned projection of a sine position code added to mask features
-    mask_shape_class: bool = True  # class logits from a small CNN on the final mask silhouettes
+    mask_shape_class: bool = True  # class logits from scale-normalised final-mask silhouettes (shape_head.py)
 
 
 @dataclass
@@ -49,6 +49,7 @@ class LossConfig:
     dice_weight: float = 5.0
     no_object_weight: float = 0.1
     semantic_weight: float = 1.0  # per-pixel auxiliary CE (0 disables)
+    shape_weight: float = 1.0  # silhouette head's CE on ground-truth masks (0 disables)
     num_points: int = 12544  # 112 x 112 as Mask2Former
     # When a predicted mask has no more pixels than num_points (small training crops), use every
     # pixel against the area-downsampled target instead of sampling: exact and cheaper.
@@ -79,6 +80,10 @@ class TrainConfig:
     checkpoint_every: int = 100
     eval_every: int = 0  # 0: only at the end
     eval_images: int = 0  # 0: the whole val split
+    # Steps of batch 256 that train the silhouette shape head alone on ground-truth masks before
+    # the main loop (edgeseg/training/shape_pretrain.py); 0 disables. Counted in train time.
+    shape_pretrain_steps: int = 0
+    shape_pretrain_images: int = 400
     loss: LossConfig = field(default_factory=LossConfig)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edgeseg.config import ModelConfig
@@ -15,8 +16,10 @@ class PEM(nn.Module):
 
     ``forward(x)`` with ``x [B,3,S,S]`` (S divisible by 32) returns a dict:
     ``pred_logits [B,N,K+1]`` (last = no-object), ``pred_masks [B,N,S/4,S/4]`` of the last layer,
-    and in training also ``aux_outputs`` (one dict per earlier prediction, full resolution) and
-    ``sem_logits [B,K,S/4,S/4]`` (per-pixel auxiliary head, when enabled).
+    and in training also ``aux_outputs`` (one dict per earlier prediction, full resolution),
+    ``sem_logits [B,K,S/4,S/4]`` (per-pixel auxiliary head, when enabled) and, when ground-truth
+    masks are passed, ``shape_aux_logits [M,K+1]``: the silhouette head on the M ground-truth
+    masks of the batch, area-downsampled to the mask resolution (its auxiliary loss).
     """
 
     def __init__(self, cfg: ModelConfig, image_size: int | None = None) -> None:
@@ -43,7 +46,7 @@ class PEM(nn.Module):
         # can force the full stride-4 computation for every layer.
         self.full_res_masks: bool | None = None
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, gt_masks: list[torch.Tensor] | None = None) -> dict:
         levels, mask_features = self.pixel_decoder(self.backbone(x))
         full = self.training if self.full_res_masks is None else self.full_res_masks
         outs = self.decoder(levels, mask_features, full_res_masks=full)
@@ -52,7 +55,17 @@ class PEM(nn.Module):
             result["aux_outputs"] = [{"pred_logits": c, "pred_masks": m} for c, m in outs[:-1]]
             if self.sem_head is not None:
                 result["sem_logits"] = self.sem_head(mask_features)
+            if gt_masks is not None and self.decoder.shape_head is not None:
+                result["shape_aux_logits"] = self._gt_shape_logits(gt_masks, tuple(mask_features.shape[-2:]))
         return result
+
+    def _gt_shape_logits(self, gt_masks: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """Silhouette-head logits of every ground-truth mask, seen at the predicted masks' resolution."""
+        masks = torch.cat([m.float() for m in gt_masks])
+        if masks.shape[0] == 0:
+            return masks.new_zeros((0, self.cfg.num_classes + 1))
+        probs = F.adaptive_avg_pool2d(masks[:, None], size)[:, 0]
+        return self.decoder.shape_head.classify(probs)
 
 
 class ExportWrapper(nn.Module):

@@ -13,6 +13,7 @@ from torch import nn
 
 from edgeseg.modeling.position_encoding import PositionEmbeddingSine
 from edgeseg.modeling.prototype_attention import PrototypeCrossAttention
+from edgeseg.modeling.shape_head import SilhouetteShapeHead
 
 
 class SelfAttentionLayer(nn.Module):
@@ -48,34 +49,6 @@ class MLP(nn.Module):
             if i < len(self.layers) - 1:
                 x = F.relu(x)
         return x
-
-
-class MaskShapeHead(nn.Module):
-    """Class evidence from the *silhouette* of a query's final mask (edgeseg addition).
-
-    A small CNN (three stride-2 3x3 convs, global max pool) reads each query's predicted mask
-    probabilities and adds logits to the class head. Silhouettes carry shape without colour or
-    texture, which is exactly the cue a prototype pixel lacks (issue 4's probe: masks were found,
-    classes were at chance). Its input is detached, so it never distorts mask learning. Runs on
-    the last layer only: ~10M MACs per query at S=512.
-    """
-
-    def __init__(self, num_outputs: int, width: int = 16) -> None:
-        super().__init__()
-        self.convs = nn.Sequential(
-            nn.Conv2d(1, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-        )
-        self.fc = nn.Linear(4 * width, num_outputs)
-        nn.init.zeros_(self.fc.weight)
-        nn.init.zeros_(self.fc.bias)
-
-    def forward(self, mask_logits: torch.Tensor) -> torch.Tensor:
-        b, n, h, w = mask_logits.shape
-        x = torch.sigmoid(mask_logits.detach()).reshape(b * n, 1, h, w)
-        feats = self.convs(x).amax(dim=(2, 3))
-        return self.fc(feats).reshape(b, n, -1)
 
 
 def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -127,7 +100,7 @@ class PEMTransformerDecoder(nn.Module):
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
         if mask_pooled_class:
             self.pool_proj = nn.Linear(mask_dim, hidden_dim)
-        self.shape_head = MaskShapeHead(num_classes + 1) if mask_shape_class else None
+        self.shape_head = SilhouetteShapeHead(num_classes + 1) if mask_shape_class else None
 
     def _heads(self, query: torch.Tensor, mask_feats: torch.Tensor, pool_feats: torch.Tensor):
         """class logits [B,N,K+1] and mask logits [B,N,h,w] against ``mask_feats``.

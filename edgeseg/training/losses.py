@@ -41,6 +41,8 @@ class SetCriterion(nn.Module):
             self.weight_dict.update({f"{k}_{i}": v for k, v in base.items()})
         if cfg.semantic_weight > 0:
             self.weight_dict["loss_sem"] = cfg.semantic_weight
+        if cfg.shape_weight > 0:
+            self.weight_dict["loss_shape"] = cfg.shape_weight
 
     def loss_labels(self, outputs: dict, targets: list[dict], indices) -> dict:
         logits = outputs["pred_logits"].float()
@@ -72,6 +74,13 @@ class SetCriterion(nn.Module):
         logits = F.interpolate(sem_logits.float(), size=semantic.shape[-2:], mode="bilinear", align_corners=False)
         return {"loss_sem": F.cross_entropy(logits, semantic, ignore_index=255)}
 
+    def loss_shape(self, shape_logits: torch.Tensor, targets: list[dict]) -> dict:
+        """CE of the silhouette head on the ground-truth masks (``PEM._gt_shape_logits`` order)."""
+        labels = torch.cat([t["labels"] for t in targets])
+        if labels.numel() == 0:
+            return {"loss_shape": shape_logits.sum() * 0.0}
+        return {"loss_shape": F.cross_entropy(shape_logits.float(), labels)}
+
     def _layer_losses(self, outputs: dict, targets: list[dict], num_masks: float) -> dict:
         indices = self.matcher(outputs, targets)
         return {**self.loss_labels(outputs, targets, indices), **self.loss_masks(outputs, targets, indices, num_masks)}
@@ -84,4 +93,6 @@ class SetCriterion(nn.Module):
         if "sem_logits" in outputs and self.cfg.semantic_weight > 0:
             semantic = torch.stack([t["semantic"] for t in targets])
             losses.update(self.loss_semantic(outputs["sem_logits"], semantic))
+        if "shape_aux_logits" in outputs and self.cfg.shape_weight > 0:
+            losses.update(self.loss_shape(outputs["shape_aux_logits"], targets))
         return losses

@@ -27,6 +27,7 @@ from edgeseg.training import dist
 from edgeseg.training.checkpoint import load_checkpoint, load_state_into, save_checkpoint
 from edgeseg.training.data_stream import StepSampler, TrainStream, collate
 from edgeseg.training.losses import SetCriterion
+from edgeseg.training.shape_pretrain import pretrain_shape_head
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -129,6 +130,15 @@ def train(
         )
 
     stream = TrainStream(dataset, train_cfg.image_size, train_cfg.scale_range, train_cfg.seed)
+    if start_step == 0 and train_cfg.shape_pretrain_steps > 0 and model.decoder.shape_head is not None:
+        # identical on every rank (seeded), so DDP's initial broadcast changes nothing
+        mask_hw = (train_cfg.image_size // 4, train_cfg.image_size // 4)
+        info = pretrain_shape_head(model.decoder.shape_head, stream, mask_hw, train_cfg.shape_pretrain_steps,
+                                   images=train_cfg.shape_pretrain_images, seed=train_cfg.seed)
+        train_seconds += info["seconds"]
+        history.append({"step": 0, "shape_pretrain": info})
+        if is_main:
+            print(f"shape head warm start: {info}")
     sampler = StepSampler(start_step, train_cfg.steps, train_cfg.batch_size, rank, world)
     loader = DataLoader(stream, batch_size=train_cfg.batch_size // world, sampler=sampler, collate_fn=collate,
                         num_workers=train_cfg.num_workers, persistent_workers=False)
@@ -163,7 +173,8 @@ def train(
         images = images.to(device, non_blocking=True)
         targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
         num_masks = max(1.0, dist.all_reduce_sum(float(sum(len(t["labels"]) for t in targets)), device) / world)
-        outputs = ddp_model(images)
+        gt_masks = [t["masks"] for t in targets] if model_cfg.mask_shape_class else None
+        outputs = ddp_model(images, gt_masks)
         losses = criterion(outputs, targets, num_masks)
         loss = sum(losses[k] * criterion.weight_dict[k] for k in losses if k in criterion.weight_dict)
         optimizer.zero_grad(set_to_none=True)
@@ -181,7 +192,7 @@ def train(
             ips = window_imgs / max(now - window_t, 1e-9)
             window_t, window_imgs = now, 0
             row = {"step": step, "loss": float(loss.detach()), "lr": lr, "img_per_s": ips, "train_seconds": train_seconds}
-            row.update({k: float(losses[k].detach()) for k in ("loss_ce", "loss_mask", "loss_dice", "loss_sem") if k in losses})
+            row.update({k: float(losses[k].detach()) for k in ("loss_ce", "loss_mask", "loss_dice", "loss_sem", "loss_shape") if k in losses})
             history.append(row)
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
