@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "models/pem_mnv3l_512.yaml"
 RECIPES = {
-    "quick": ["train.steps=480", "train.warmup_steps=50", "train.shape_pretrain_steps=2400"],
+    "quick": ["train.steps=450", "train.warmup_steps=50", "train.shape_pretrain_steps=2400"],
     "default": ["train.steps=1800"],
 }
 

@@ -123,6 +123,15 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from edgeseg.export import export
+
+    result = export(args.weights, format=args.format, precision=args.precision, imgsz=args.imgsz, out=args.out,
+                    data=args.data, check=not args.no_check, parity_images=args.parity_images,
+                    overwrite=args.overwrite)
+    print(f"wrote {result.path}")
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from edgeseg.config import load_config
     from edgeseg.modeling.complexity import model_info
@@ -193,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     _add_threshold_flags(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX / OpenVINO IR / TFLite, checked against torch")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--format", required=True, choices=["onnx", "openvino", "tflite"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--imgsz", type=int, default=512, help="fixed input size S (multiple of 32)")
+    p.add_argument("--out", help="output folder (default: beside the weights)")
+    p.add_argument("--data", help="COCO-panoptic root for the parity check (default: the checkpoint's)")
+    p.add_argument("--parity-images", type=int, default=8)
+    p.add_argument("--no-check", action="store_true", help="skip the parity check (not recommended)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", help="parameters and GMACs of a config")
     p.add_argument("--config", required=True)

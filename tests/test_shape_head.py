@@ -56,9 +56,9 @@ def test_dihedral_views_keep_the_crop_set():
 def test_warm_start_lowers_the_loss_on_ground_truth_silhouettes(tiny_data):
     torch.manual_seed(0)
     stream = TrainStream(CocoPanoptic(tiny_data, "train"), 64, (1.0, 1.0), seed=0)
-    crops, labels = silhouette_bank(stream, 8, (16, 16), 24)
-    assert crops.shape[0] == labels.shape[0] > 0
     head = SilhouetteShapeHead(14)
+    crops, labels = silhouette_bank(stream, 8, (16, 16), head)
+    assert crops.shape[0] == labels.shape[0] > 0
     head.fc.reset_parameters()  # start from a non-trivial guess so "lower" is meaningful
     before = F.cross_entropy(head.classify_crops(crops), labels).item()
     info = pretrain_shape_head(head, stream, (16, 16), steps=120, images=8, batch_size=32, lr=1e-2)

@@ -49,7 +49,7 @@ def test_criterion_names_losses_per_layer_and_weights_them_outside():
     targets = [{"labels": torch.tensor([0, 9]), "masks": torch.rand(2, 64, 64) > 0.5,
                 "semantic": torch.randint(0, 13, (64, 64))} for _ in range(2)]
     losses = crit(model(torch.randn(2, 3, 64, 64), [t["masks"] for t in targets]), targets, num_masks=4.0)
-    expected = {"loss_ce", "loss_mask", "loss_dice", "loss_sem", "loss_shape"} | {
+    expected = {"loss_ce", "loss_mask", "loss_dice", "loss_sem", "loss_shape", "loss_shape_pred"} | {
         f"loss_{k}_{i}" for k in ("ce", "mask", "dice") for i in range(cfg.dec_layers)}
     assert set(losses) == expected == set(crit.weight_dict)
     assert crit.weight_dict["loss_ce"] == 2.0 and crit.empty_weight[-1] == pytest.approx(0.1)

@@ -19,7 +19,8 @@ class PEM(nn.Module):
     and in training also ``aux_outputs`` (one dict per earlier prediction, full resolution),
     ``sem_logits [B,K,S/4,S/4]`` (per-pixel auxiliary head, when enabled) and, when ground-truth
     masks are passed, ``shape_aux_logits [M,K+1]``: the silhouette head on the M ground-truth
-    masks of the batch, area-downsampled to the mask resolution (its auxiliary loss).
+    masks of the batch, area-downsampled to the mask resolution; ``shape_logits [B,N,K+1]`` is
+    the head on the last layer's own masks (both feed the head's auxiliary losses).
     """
 
     def __init__(self, cfg: ModelConfig, image_size: int | None = None) -> None:
@@ -49,12 +50,14 @@ class PEM(nn.Module):
     def forward(self, x: torch.Tensor, gt_masks: list[torch.Tensor] | None = None) -> dict:
         levels, mask_features = self.pixel_decoder(self.backbone(x))
         full = self.training if self.full_res_masks is None else self.full_res_masks
-        outs = self.decoder(levels, mask_features, full_res_masks=full)
+        outs, shape_logits = self.decoder(levels, mask_features, full_res_masks=full)
         result = {"pred_logits": outs[-1][0], "pred_masks": outs[-1][1]}
         if self.training:
             result["aux_outputs"] = [{"pred_logits": c, "pred_masks": m} for c, m in outs[:-1]]
             if self.sem_head is not None:
                 result["sem_logits"] = self.sem_head(mask_features)
+            if shape_logits is not None:
+                result["shape_logits"] = shape_logits
             if gt_masks is not None and self.decoder.shape_head is not None:
                 result["shape_aux_logits"] = self._gt_shape_logits(gt_masks, tuple(mask_features.shape[-2:]))
         return result

@@ -90,8 +90,18 @@ class SilhouetteShapeHead(nn.Module):
         return self.fc(self.features(crops).mean(dim=(2, 3)))
 
     def classify(self, probs: torch.Tensor) -> torch.Tensor:
-        """Logits ``[M, K+1]`` for soft masks ``probs [M, H, W]``."""
-        return self.classify_crops(silhouette_crops(probs, self.crop))
+        """Logits ``[M, K+1]`` for soft masks ``probs [M, H, W]``.
+
+        Probabilities below 0.5 are zeroed (``clamp(2p - 1, 0, 1)``) before the moments: a
+        predicted mask's faint background (p ~ 0.02 over a 64x64 map) otherwise outweighs a small
+        object and drags the crop's centre and scale off it. Measured on the quick model: thing
+        accuracy on found masks 35 % -> 40 % with this alone, before retraining.
+        """
+        return self.classify_crops(self.crops(probs))
+
+    def crops(self, probs: torch.Tensor) -> torch.Tensor:
+        """The head's input ``[M, 1, crop, crop]`` for soft masks ``probs [M, H, W]``."""
+        return silhouette_crops(torch.clamp(2 * probs - 1, 0, 1), self.crop)
 
     def forward(self, mask_logits: torch.Tensor) -> torch.Tensor:
         b, n, h, w = mask_logits.shape

@@ -126,7 +126,9 @@ class PEMTransformerDecoder(nn.Module):
 
     def forward(
         self, levels: list[torch.Tensor], mask_features: torch.Tensor, full_res_masks: bool
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor | None]:
+        """Per-layer ``(class_logits, mask_logits)`` and the last layer's silhouette-head logits
+        (already added into its class logits; returned for the head's own training loss)."""
         b = mask_features.shape[0]
         memories, positions, sizes = [], [], []
         for i in range(self.num_levels):
@@ -143,6 +145,7 @@ class PEMTransformerDecoder(nn.Module):
 
         outputs = []
         attn_masks = None
+        shape_logits = None
         for i in range(self.num_layers + 1):
             level = i % self.num_levels  # level attended by layer i (the next layer's memory)
             is_last = i == self.num_layers
@@ -153,7 +156,8 @@ class PEMTransformerDecoder(nn.Module):
                 cls, masks = self._heads(query, mask_features, pool)
                 attn_masks = None if is_last else resize_to(masks, sizes[level])
                 if is_last and self.shape_head is not None:
-                    cls = cls + self.shape_head(masks)
+                    shape_logits = self.shape_head(masks)
+                    cls = cls + shape_logits
             else:
                 cls, attn_masks = self._heads(query, small_feats[level], pool)
                 masks = attn_masks
@@ -163,4 +167,4 @@ class PEMTransformerDecoder(nn.Module):
             query = self.cross[i](query, query_pos, memories[level], positions[level], attn_masks)
             query = self.self_attn[i](query, query_pos)
             query = self.ffn[i](query)
-        return outputs
+        return outputs, shape_logits

@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from edgeseg.modeling.shape_head import SilhouetteShapeHead, silhouette_crops
+from edgeseg.modeling.shape_head import SilhouetteShapeHead
 from edgeseg.training.data_stream import TrainStream
 
 # Stream positions far beyond any run's main-loop positions, so the bank never reuses the
@@ -32,8 +32,10 @@ def dihedral_views(crops: torch.Tensor) -> torch.Tensor:
                       t, t.flip(-1), t.flip(-2), t.flip(-1).flip(-2)])
 
 
-def silhouette_bank(stream: TrainStream, images: int, mask_size: tuple[int, int], crop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crops ``[M,1,crop,crop]`` and labels ``[M]`` of the ground-truth masks of ``images`` stream items."""
+def silhouette_bank(stream: TrainStream, images: int, mask_size: tuple[int, int],
+                    head: SilhouetteShapeHead) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's input crops ``[M,1,G,G]`` and labels ``[M]`` for the ground-truth masks of
+    ``images`` stream items, area-downsampled to ``mask_size`` like the predicted masks."""
     crops, labels = [], []
     for i in range(images):
         _, target = stream[_BANK_OFFSET + i]
@@ -41,10 +43,10 @@ def silhouette_bank(stream: TrainStream, images: int, mask_size: tuple[int, int]
         if masks.shape[0] == 0:
             continue
         probs = F.adaptive_avg_pool2d(masks[:, None].float(), mask_size)[:, 0]
-        crops.append(silhouette_crops(probs, crop))
+        crops.append(head.crops(probs))
         labels.append(target["labels"])
     if not crops:
-        return torch.zeros(0, 1, crop, crop), torch.zeros(0, dtype=torch.int64)
+        return torch.zeros(0, 1, head.crop, head.crop), torch.zeros(0, dtype=torch.int64)
     return torch.cat(crops), torch.cat(labels)
 
 
@@ -62,7 +64,7 @@ def pretrain_shape_head(
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        crops, labels = silhouette_bank(stream, images, mask_size, head.crop)
+        crops, labels = silhouette_bank(stream, images, mask_size, head)
     if labels.numel() == 0:
         return {"steps": 0, "silhouettes": 0, "seconds": time.perf_counter() - t0}
     crops, labels = dihedral_views(crops), labels.repeat(8)

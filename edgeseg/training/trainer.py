@@ -192,7 +192,7 @@ def train(
             ips = window_imgs / max(now - window_t, 1e-9)
             window_t, window_imgs = now, 0
             row = {"step": step, "loss": float(loss.detach()), "lr": lr, "img_per_s": ips, "train_seconds": train_seconds}
-            row.update({k: float(losses[k].detach()) for k in ("loss_ce", "loss_mask", "loss_dice", "loss_sem", "loss_shape") if k in losses})
+            row.update({k: float(losses[k].detach()) for k in ("loss_ce", "loss_mask", "loss_dice", "loss_sem", "loss_shape", "loss_shape_pred") if k in losses})
             history.append(row)
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")

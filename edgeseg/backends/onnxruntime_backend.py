@@ -1,0 +1,45 @@
+"""ONNX Runtime adapter: an exported ``.onnx`` file, on the best execution provider present."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgeseg.backends.checks import check_input
+from edgeseg.errors import EdgesegError
+
+# Tried in this order when present; a user can pass their own list.
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class OnnxRuntimeAdapter:
+    """``forward(x [1,3,S,S] float32) -> (class_logits, mask_logits)`` through ``onnxruntime``."""
+
+    def __init__(self, path: str | Path, input_size: int, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise EdgesegError(f"{path}: running .onnx needs onnxruntime: pip install 'edgeseg[onnx]'") from exc
+        available = ort.get_available_providers()
+        chosen = list(providers) if providers else [p for p in PREFERRED_PROVIDERS if p in available]
+        missing = [p for p in chosen if p not in available]
+        if missing:
+            raise EdgesegError(f"{path}: execution provider(s) {missing} not available; this onnxruntime has {available}")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise EdgesegError(f"{path}: onnxruntime could not load the model ({str(exc).splitlines()[0]})") from exc
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_size = input_size
+        self.providers = self.session.get_providers()
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_input(x, self.input_size)
+        cls, masks = self.session.run(None, {self.input_name: x})
+        return np.asarray(cls, np.float32), np.asarray(masks, np.float32)

@@ -1,0 +1,154 @@
+"""``edgeseg.export``: a trained student -> ONNX / OpenVINO IR / TFLite, checked against torch.
+
+One function per format lives in ``to_onnx.py``, ``to_openvino.py`` and ``to_tflite.py``; this
+module builds the network at the fixed export size, writes the artifact and ``edgeseg.json`` into
+a temporary folder, runs the parity check, and only then renames the folder into place. A
+failed export (converter error or parity past tolerance) leaves nothing behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export.metadata import FORMATS, ModelMetadata, write_metadata
+
+MODEL_FILES = {"onnx": "model.onnx", "openvino": "model.xml", "tflite": "model.tflite"}
+
+
+class ExportError(EdgesegError):
+    """An export failed: converter error, or the artifact disagrees with torch past tolerance."""
+
+
+@dataclass
+class ExportResult:
+    path: Path  # the model file inside the output folder
+    metadata: ModelMetadata
+    parity: dict | None
+
+
+def _metadata(ckpt: dict, weights: Path, fmt: str, precision: str, size: int) -> ModelMetadata:
+    from edgeseg.inference.predictor import Thresholds
+    from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
+    from edgeseg.inference.result import LabelSpace
+    from edgeseg.training.checkpoint import file_sha256
+
+    labels = LabelSpace(**ckpt["label_space"])
+    thresholds = dataclasses.asdict(Thresholds(**ckpt.get("thresholds", {})))
+    return ModelMetadata(
+        format=fmt, precision=precision, model_file=MODEL_FILES[fmt], input_size=size,
+        num_queries=int(ckpt["model_config"]["num_queries"]), class_names=list(labels.class_names),
+        isthing=list(labels.isthing), category_ids=list(labels.category_ids or range(1, len(labels.class_names) + 1)),
+        mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), thresholds=thresholds,
+        source_checkpoint=weights.name, source_sha256=file_sha256(weights, 64),
+        model_name=str(ckpt["model_config"].get("name", "pem")),
+    )
+
+
+def _parity_data(ckpt: dict, data: str | os.PathLike | None):
+    from edgeseg.data.coco_panoptic import CocoPanoptic
+
+    train_cfg = ckpt.get("train_config") or {}
+    root = data or train_cfg.get("data")
+    split = train_cfg.get("val_split", "val")
+    if not root or not Path(root).exists():
+        raise ExportError(f"parity check needs a COCO-panoptic data set with a '{split}' split: pass --data DIR "
+                          f"(the checkpoint's data path {root!r} does not exist here), or --no-check to skip it")
+    return CocoPanoptic(root, split)
+
+
+def export(
+    weights: str | os.PathLike,
+    format: str = "onnx",
+    precision: str = "fp32",
+    imgsz: int = 512,
+    out: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    check: bool = True,
+    parity_images: int = 8,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export an edgeseg ``.pt`` checkpoint; returns the artifact path, metadata and parity report.
+
+    ``out`` is a folder (default ``<weights stem>_<format>_<precision>_<imgsz>`` beside the
+    weights) that will hold the model file(s), ``edgeseg.json`` and ``parity.json``.
+    """
+    import torch
+
+    from edgeseg.backends import load_artifact
+    from edgeseg.backends.torch_backend import TorchAdapter
+    from edgeseg.export.parity import check_parity
+    from edgeseg.inference.predictor import Predictor, Thresholds
+    from edgeseg.inference.result import LabelSpace
+    from edgeseg.modeling.pem import ExportWrapper
+    from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose one of {FORMATS}")
+    if int(imgsz) % 32 or int(imgsz) < 64:
+        raise ExportError(f"--imgsz must be a multiple of 32 and >= 64, got {imgsz}")
+    weights = Path(weights)
+    ckpt = load_checkpoint(weights)
+    out = Path(out) if out else weights.with_name(f"{weights.stem}_{format}_{precision}_{imgsz}")
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    dataset = _parity_data(ckpt, data) if check else None
+
+    model = model_from_checkpoint(ckpt, str(weights), image_size=imgsz)
+    module = ExportWrapper(model).eval()
+    example = torch.zeros(1, 3, imgsz, imgsz)
+    meta = _metadata(ckpt, weights, format, precision, imgsz)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the final folder is an ordinary one
+    try:
+        model_path = tmp / meta.model_file
+        if format == "onnx":
+            from edgeseg.export.to_onnx import export_onnx
+
+            meta.extra = export_onnx(module, example, model_path, precision, meta)
+        elif format == "openvino":
+            from edgeseg.export.to_onnx import export_onnx
+            from edgeseg.export.to_openvino import export_openvino
+
+            onnx_tmp = tmp / "intermediate.onnx"
+            onnx_meta = dataclasses.replace(meta, format="onnx", precision="fp32", model_file=onnx_tmp.name)
+            export_onnx(module, example, onnx_tmp, "fp32", onnx_meta)
+            meta.extra = export_openvino(onnx_tmp, model_path, precision, meta)
+            onnx_tmp.unlink()
+        else:
+            from edgeseg.export.to_tflite import export_tflite
+
+            meta.extra = export_tflite(module, example, model_path, precision, meta)
+        write_metadata(tmp, meta)
+
+        report = None
+        if dataset is not None:
+            labels = LabelSpace(**ckpt["label_space"])
+            thresholds = Thresholds(**ckpt.get("thresholds", {}))
+            reference = Predictor(TorchAdapter(model, imgsz), labels, imgsz, thresholds)
+            artifact = load_artifact(model_path)
+            parity = check_parity(reference, artifact, dataset, precision, parity_images)
+            report = parity.to_dict()
+            (tmp / "parity.json").write_text(json.dumps(report, indent=2))
+            print(parity.summary())
+            if not parity.passed:
+                raise ExportError(f"{format} {precision} export of {weights} failed the parity check: {parity.summary()}")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(out / meta.model_file, meta, report)
+
+
+__all__ = ["ExportError", "ExportResult", "export"]

@@ -1,0 +1,95 @@
+"""Parity of an exported artifact against torch: same images, same numpy pre/post-processing.
+
+Reported per export: max abs difference of both outputs, mask agreement (share of pixels whose
+panoptic segment corresponds, class included) and PQ of both on the images. Tolerances are the
+issue's: FP32 agreement >= 99.5 % and PQ within 0.3; FP16 >= 99 % and 0.5; INT8 PQ within 1.0.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from edgeseg.data.coco_panoptic import CocoPanoptic
+from edgeseg.evaluation.panoptic_quality import PQAccumulator
+from edgeseg.inference.postprocess import postprocess
+from edgeseg.inference.predictor import Predictor
+from edgeseg.inference.preprocess import preprocess
+
+# precision -> (minimum mask agreement in %, maximum |PQ difference| in points)
+TOLERANCES: dict[str, tuple[float, float]] = {"fp32": (99.5, 0.3), "fp16": (99.0, 0.5), "int8": (0.0, 1.0)}
+
+
+@dataclass
+class ParityReport:
+    precision: str
+    images: int
+    max_abs_class_logits: float
+    max_abs_mask_logits: float
+    mask_agreement: float  # percent of pixels
+    pq_reference: float
+    pq_artifact: float
+    min_agreement: float
+    max_pq_diff: float
+    passed: bool
+
+    def summary(self) -> str:
+        return (f"parity ({self.precision}, {self.images} images): max|d class| {self.max_abs_class_logits:.2e}  "
+                f"max|d mask| {self.max_abs_mask_logits:.2e}  agreement {self.mask_agreement:.2f}% (>= {self.min_agreement})  "
+                f"PQ torch {self.pq_reference:.2f} vs artifact {self.pq_artifact:.2f} (|d| <= {self.max_pq_diff})  "
+                f"-> {'ok' if self.passed else 'FAILED'}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def panoptic_agreement(pan_a: np.ndarray, cats_a: dict[int, int], pan_b: np.ndarray, cats_b: dict[int, int]) -> float:
+    """Share of pixels labelled alike: each segment of ``a`` corresponds to the ``b`` segment it
+    overlaps most; a pixel agrees when its ``b`` segment is that one and the classes match
+    (segment ids are arbitrary per run, so they cannot be compared directly). VOID (0) agrees with VOID."""
+    a, b = pan_a.ravel().astype(np.int64), pan_b.ravel().astype(np.int64)
+    pairs, counts = np.unique(np.stack([a, b]), axis=1, return_counts=True)
+    best: dict[int, tuple[int, int]] = {}
+    for (sa, sb), c in zip(pairs.T.tolist(), counts.tolist()):
+        if sa not in best or c > best[sa][1]:
+            best[sa] = (sb, c)
+    agree = 0
+    for sa, (sb, c) in best.items():
+        if (sa == 0 and sb == 0) or (sa and sb and cats_a.get(sa) == cats_b.get(sb)):
+            agree += c
+    return 100.0 * agree / max(a.size, 1)
+
+
+def check_parity(reference: Predictor, artifact: Predictor, dataset: CocoPanoptic, precision: str,
+                 images: int = 8) -> ParityReport:
+    """Run both predictors on the first ``images`` images of ``dataset`` and compare."""
+    categories = [{"id": c.id, "name": c.name, "isthing": int(c.isthing)} for c in dataset.categories]
+    pq_ref, pq_art = PQAccumulator(categories), PQAccumulator(categories)
+    d_cls = d_mask = 0.0
+    agreements = []
+    n = min(images, len(dataset))
+    for i in range(n):
+        sample = dataset.load_raw(i)
+        x, letterbox = preprocess(sample.image, reference.input_size, reference.mean, reference.std)
+        outs = []
+        for pred in (reference, artifact):
+            cls, masks = pred.adapter.forward(x)
+            t = pred.thresholds
+            result = postprocess(cls, masks, letterbox, pred.labels, tasks=("panoptic",),
+                                 object_mask_threshold=t.object_mask_threshold,
+                                 overlap_threshold=t.overlap_threshold, mask_threshold=t.mask_threshold)
+            outs.append((cls, masks, result))
+        (c0, m0, r0), (c1, m1, r1) = outs
+        d_cls = max(d_cls, float(np.abs(c0 - c1).max()))
+        d_mask = max(d_mask, float(np.abs(m0 - m1).max()))
+        cats0 = {s.id: s.category_id for s in r0.segments}
+        cats1 = {s.id: s.category_id for s in r1.segments}
+        agreements.append(panoptic_agreement(r0.panoptic, cats0, r1.panoptic, cats1))
+        for acc, res in ((pq_ref, r0), (pq_art, r1)):
+            segs = [{"id": s.id, "category_id": s.category_id} for s in res.segments]
+            acc.update(sample.panoptic, sample.segments, res.panoptic, segs, image_id=sample.image_id)
+    min_agree, max_pq = TOLERANCES[precision]
+    agreement = float(np.mean(agreements)) if agreements else 100.0
+    pq0, pq1 = pq_ref.summary()["all"]["pq"], pq_art.summary()["all"]["pq"]
+    passed = agreement >= min_agree and abs(pq0 - pq1) <= max_pq
+    return ParityReport(precision, n, d_cls, d_mask, agreement, pq0, pq1, min_agree, max_pq, passed)
