@@ -22,9 +22,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "models/pem_mnv3l_512.yaml"
+CALIBRATION_IMAGES = 100
 RECIPES = {
-    "quick": ["train.steps=450", "train.warmup_steps=50", "train.shape_pretrain_steps=2400"],
-    "default": ["train.steps=1800"],
+    "quick": ["train.steps=450", "train.warmup_steps=50", "train.shape_pretrain_steps=2400", "train.shape_pretrain_images=600"],
+    "default": ["train.steps=1500", "train.shape_pretrain_steps=2400", "train.shape_pretrain_images=600"],
 }
 
 
@@ -61,7 +62,9 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or f"runs/{args.recipe}"
     argv = ["train", "--config", CONFIG, "--out", out, "--data", args.data, "--set", *RECIPES[args.recipe]]
-    command = "edgeseg " + " ".join(shlex.quote(a) for a in argv)
+    command = ("edgeseg " + " ".join(shlex.quote(a) for a in argv)
+               + f" && edgeseg calibrate --weights {out}/model.pt --data {args.data} --images {CALIBRATION_IMAGES}"
+               + f" && edgeseg eval --weights {out}/model.pt --data {args.data}")
     if not Path(args.data).exists():
         from edgeseg.data.synth import generate_synthetic
 
@@ -74,8 +77,20 @@ def main() -> None:
             sys.exit(2)
     metrics_path = Path(out) / "metrics.json"
     finished = metrics_path.exists()
+    calibration = None
     if finished:
+        # second step of every recipe: pick the object-score threshold on training images
+        # (edgeseg/evaluation/calibrate.py), then score val with it
+        from edgeseg.backends import load
+        from edgeseg.data.coco_panoptic import CocoPanoptic
+        from edgeseg.evaluation.calibrate import calibrate_checkpoint
+        from edgeseg.evaluation.evaluate import evaluate
+
+        weights = Path(out) / "model.pt"
+        calibration = calibrate_checkpoint(str(weights), args.data, split="train", images=CALIBRATION_IMAGES)
         m = json.loads(metrics_path.read_text())
+        m["mask2former_threshold_metrics"] = {k: m[k] for k in ("pq", "pq_things", "pq_stuff", "miou")}
+        m.update(evaluate(load(weights), CocoPanoptic(args.data, "val"), progress=False))
     elif args.record_only and (Path(out) / "last.pt").exists():
         m = evaluate_unfinished(Path(out) / "last.pt", args.data)
     else:
@@ -98,6 +113,8 @@ def main() -> None:
         "pq": pan["all"], "things": pan["things"], "stuff": pan["stuff"],
         "per_class_pq": {k: round(v["pq"], 2) for k, v in pan["per_class"].items()},
         "miou": m["miou"],
+        "calibration": calibration,
+        "at_mask2former_threshold_0.8": m.get("mask2former_threshold_metrics"),
         "data_stats": {"train": dataset_stats(args.data, "train"), "val": dataset_stats(args.data, "val")},
     }
     dest = ROOT / "benchmarks" / "results" / f"recipe_{args.recipe}.json"

@@ -123,6 +123,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from edgeseg.evaluation.calibrate import calibrate_checkpoint
+
+    record = calibrate_checkpoint(args.weights, args.data, split=args.split, images=args.images)
+    print(f"PQ on {record['images']} {record['split']} images by object-score threshold: {record['pq_by_threshold']}")
+    print(f"stored object_mask_threshold={record['object_mask_threshold']} in {args.weights}")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from edgeseg.export import export
 
@@ -202,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     _add_threshold_flags(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("calibrate", help="choose the object-score threshold on training images; stored in the checkpoint")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="train", help="never the split you report on (default: train)")
+    p.add_argument("--images", type=int, default=100)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX / OpenVINO IR / TFLite, checked against torch")
     p.add_argument("--weights", required=True)

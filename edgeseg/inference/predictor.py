@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -11,6 +12,7 @@ from edgeseg.data.image_io import as_rgb_uint8, read_image
 from edgeseg.inference.postprocess import postprocess
 from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
 from edgeseg.inference.result import LabelSpace, Result
+from edgeseg.inference.sources import Source, is_single_image, iter_images
 
 
 class Adapter(Protocol):
@@ -52,7 +54,14 @@ class Predictor:
         self.thresholds = thresholds or Thresholds()
         self.mean, self.std = mean, std
 
-    def predict(self, image: np.ndarray | str | Path, tasks: str = "all") -> Result:
+    def predict(self, source: Source, tasks: str = "all") -> Result | Iterator[Result]:
+        """One image (RGB uint8 array or file) -> its :class:`Result`. A list, a directory or a
+        video -> a lazy iterator of Results, one per image / frame, in order."""
+        if not is_single_image(source):
+            return (self._predict_one(image, tasks) for _, image in iter_images(source))
+        return self._predict_one(source, tasks)
+
+    def _predict_one(self, image: np.ndarray | str | Path, tasks: str) -> Result:
         if isinstance(image, (str, Path)):
             image = read_image(image)
         else:

@@ -27,9 +27,15 @@ def sigmoid_ce_loss(inputs: torch.Tensor, targets: torch.Tensor, num_masks: floa
 
 
 class SetCriterion(nn.Module):
-    def __init__(self, num_classes: int, cfg: LossConfig, num_aux: int) -> None:
+    def __init__(self, num_classes: int, cfg: LossConfig, num_aux: int,
+                 shape_classes: list[int] | None = None) -> None:
+        """``shape_classes``: the class indices the silhouette head is trained on (the thing
+        classes: stuff is told apart by texture, not by the outline of a region); default all."""
         super().__init__()
         self.num_classes = num_classes
+        keep = torch.zeros(num_classes + 1, dtype=torch.bool)
+        keep[list(range(num_classes)) if shape_classes is None else list(shape_classes)] = True
+        self.register_buffer("shape_class_mask", keep)
         self.cfg = cfg
         self.matcher = HungarianMatcher(cfg.class_weight, cfg.mask_weight, cfg.dice_weight, cfg.num_points)
         empty_weight = torch.ones(num_classes + 1)
@@ -78,9 +84,10 @@ class SetCriterion(nn.Module):
     def loss_shape(self, shape_logits: torch.Tensor, targets: list[dict]) -> dict:
         """CE of the silhouette head on the ground-truth masks (``PEM._gt_shape_logits`` order)."""
         labels = torch.cat([t["labels"] for t in targets])
-        if labels.numel() == 0:
+        keep = self.shape_class_mask[labels]
+        if not bool(keep.any()):
             return {"loss_shape": shape_logits.sum() * 0.0}
-        return {"loss_shape": F.cross_entropy(shape_logits.float(), labels)}
+        return {"loss_shape": F.cross_entropy(shape_logits[keep].float(), labels[keep])}
 
     def loss_shape_matched(self, shape_logits: torch.Tensor, targets: list[dict], indices) -> dict:
         """CE of the silhouette head on the *predicted* masks matched to ground truth, against
@@ -89,9 +96,10 @@ class SetCriterion(nn.Module):
         predicted masks of found objects before this loss)."""
         src = torch.cat([shape_logits[b, s] for b, (s, _) in enumerate(indices)])
         labels = torch.cat([targets[b]["labels"][t] for b, (_, t) in enumerate(indices)])
-        if labels.numel() == 0:
+        keep = self.shape_class_mask[labels]
+        if not bool(keep.any()):
             return {"loss_shape_pred": shape_logits.sum() * 0.0}
-        return {"loss_shape_pred": F.cross_entropy(src.float(), labels)}
+        return {"loss_shape_pred": F.cross_entropy(src[keep].float(), labels[keep])}
 
     def _layer_losses(self, outputs: dict, targets: list[dict], num_masks: float) -> dict:
         indices = self.matcher(outputs, targets)

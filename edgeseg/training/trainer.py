@@ -93,7 +93,9 @@ def train(
 
     _seed_everything(train_cfg.seed)
     model = build_pem(model_cfg, image_size=train_cfg.image_size).to(device)
-    criterion = SetCriterion(model_cfg.num_classes, train_cfg.loss, num_aux=model_cfg.dec_layers).to(device)
+    thing_classes = [i for i, t in enumerate(labels.isthing) if t]
+    criterion = SetCriterion(model_cfg.num_classes, train_cfg.loss, num_aux=model_cfg.dec_layers,
+                             shape_classes=thing_classes).to(device)
     optimizer = build_optimizer(model, train_cfg)
     start_step, history, train_seconds = 0, [], 0.0
 
@@ -134,7 +136,8 @@ def train(
         # identical on every rank (seeded), so DDP's initial broadcast changes nothing
         mask_hw = (train_cfg.image_size // 4, train_cfg.image_size // 4)
         info = pretrain_shape_head(model.decoder.shape_head, stream, mask_hw, train_cfg.shape_pretrain_steps,
-                                   images=train_cfg.shape_pretrain_images, seed=train_cfg.seed)
+                                   images=train_cfg.shape_pretrain_images, seed=train_cfg.seed,
+                                   classes=thing_classes)
         train_seconds += info["seconds"]
         history.append({"step": 0, "shape_pretrain": info})
         if is_main:

@@ -1,0 +1,42 @@
+"""Standalone device example: one exported model, one image or video, no torch.
+
+    python runtimes/predict.py MODEL (.onnx | .xml | .tflite) SOURCE [--out overlay.png] [--threads N]
+        [--device CPU|GPU|NPU|AUTO]
+
+Writes the colour overlay of the first result (or one overlay per frame into a folder for a
+directory / video source) and prints the segments.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from edgeseg.backends import load
+from edgeseg.data.image_io import write_png
+from edgeseg.inference.sources import is_single_image, iter_images
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("source", help="image, directory of images, or video file")
+    ap.add_argument("--out", default="overlay.png", help="overlay PNG (single image) or folder")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--device", default="cpu", help="OpenVINO device for .xml models")
+    args = ap.parse_args()
+    predictor = load(args.model, device=args.device, threads=args.threads)
+    single = is_single_image(args.source)
+    out = Path(args.out)
+    for name, image in iter_images(args.source):  # lazy: a video is read frame by frame
+        t0 = time.perf_counter()
+        result = predictor.predict(image)
+        ms = (time.perf_counter() - t0) * 1000
+        print(f"{name}: {len(result.segments)} segments in {ms:.0f} ms: "
+              + ", ".join(f"{s.label}({s.score:.2f})" for s in result.segments[:8]))
+        target = out if single else out / f"{name.replace(':', '_')}_overlay.png"
+        write_png(target, result.overlay(image))
+
+
+if __name__ == "__main__":
+    main()
