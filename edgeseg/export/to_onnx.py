@@ -39,6 +39,11 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, prec
     if precision == "fp16":
         from onnxconverter_common import float16
 
+        # The exporter's value_info annotations confuse the converter (it retyped a Sigmoid
+        # output feeding a blocked op as fp16 while the node stayed fp32); drop them and let
+        # the converter and ONNX shape inference derive types afresh.
+        del model.graph.value_info[:]
+        _separate_consumed_outputs(model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # one warning per constant clamped to the fp16 range
             model = float16.convert_float_to_float16(model, keep_io_types=True)
@@ -46,6 +51,24 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, prec
     onnx.checker.check_model(model)
     onnx.save_model(model, str(path))
     return {"exporter": "torch.onnx.export(dynamo=True)", "opset": OPSET, "nodes": len(model.graph.node)}
+
+
+def _separate_consumed_outputs(model) -> None:
+    """Give every graph output that nodes also read (the final masks feed the silhouette head) its
+    own Identity: with ``keep_io_types`` the FP16 converter turns such an output into a float32
+    Cast that the internal readers then get, while their outputs are typed float16, and ONNX
+    Runtime refuses the model ("Type (tensor(float16)) of output arg ... does not match")."""
+    from onnx import helper
+
+    read = {name for node in model.graph.node for name in node.input}
+    for out in model.graph.output:
+        if out.name not in read:
+            continue
+        inner = f"{out.name}__inner"
+        for node in model.graph.node:
+            node.output[:] = [inner if o == out.name else o for o in node.output]
+            node.input[:] = [inner if i == out.name else i for i in node.input]
+        model.graph.node.append(helper.make_node("Identity", [inner], [out.name], name=f"{out.name}__output"))
 
 
 def embed_onnx_metadata(model, meta: ModelMetadata) -> None:

@@ -62,8 +62,11 @@ class PrototypeCrossAttention(nn.Module):
         # A pixel is excluded when the previous mask logit is < 0. A query whose mask is empty
         # is reset to "all pixels allowed" *per query* (Mask2Former's rule); PEM's code resets
         # only when every query is empty and otherwise silently picks pixel 0.
-        excluded = (mask_logits.detach().flatten(2) < 0).to(sim.dtype)  # B,N,HW
-        has_pixels = (excluded.amin(dim=2, keepdim=True) < 0.5).to(sim.dtype)  # B,N,1
+        # Written with ``where`` on float constants rather than bool->float casts: FP16 ONNX
+        # converters retype the graph but leave a Cast's target type at float32 (ONNX Runtime
+        # then refuses the model).
+        excluded = torch.where(mask_logits.detach().flatten(2) < 0, 1.0, 0.0).to(sim.dtype)  # B,N,HW
+        has_pixels = torch.where(excluded.amin(dim=2, keepdim=True) < 0.5, 1.0, 0.0).to(sim.dtype)  # B,N,1
         excluded = (excluded * has_pixels).transpose(1, 2).unsqueeze(1)  # B,1,HW,N
         sim = sim + excluded * EXCLUDED_SIMILARITY
         return pix_h, q, sim.argmax(dim=2)
