@@ -63,15 +63,15 @@ def main() -> None:
               "command": "python benchmarks/parity.py " + " ".join(sys.argv[1:]), "rows": rows}
     out = ROOT / "benchmarks" / "results"
     (out / "parity.json").write_text(json.dumps(record, indent=2))
-    lines = ["| format | precision | status | size (MB) | max abs diff class / mask | mask agreement | PQ torch | PQ artifact |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| format | precision | status | size (MB) | max abs diff class / mask | mask agreement | PQ torch | PQ artifact | XNNPACK partitions |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["status"] == "failed":
-            lines.append(f"| {r['format']} | {r['precision']} | failed: {r['reason'][:120]} | | | | | |")
+            lines.append(f"| {r['format']} | {r['precision']} | failed: {r['reason'][:120]} | | | | | | |")
             continue
         lines.append(f"| {r['format']} | {r['precision']} | {r['status']} | {r['size_mb']} | "
                      f"{r['max_abs_class_logits']:.1e} / {r['max_abs_mask_logits']:.1e} | {r['mask_agreement']:.2f} % | "
-                     f"{r['pq_reference']:.2f} | {r['pq_artifact']:.2f} |")
+                     f"{r['pq_reference']:.2f} | {r['pq_artifact']:.2f} | {r['extra'].get('xnnpack_partitions', '')} |")
     (out / "parity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

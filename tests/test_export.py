@@ -62,8 +62,11 @@ def test_exported_model_predicts_like_torch(onnx_fp32, weights, tiny_data):
     assert panoptic_agreement(a.panoptic, cats_a, b.panoptic, cats_b) > 99.5
 
 
-@pytest.mark.parametrize("fmt,precision", [("openvino", "fp32"), ("openvino", "fp16"), ("onnx", "fp16")])
+@pytest.mark.parametrize("fmt,precision", [("openvino", "fp32"), ("openvino", "fp16"), ("onnx", "fp16"),
+                                           ("tflite", "fp32"), ("tflite", "fp16")])
 def test_other_formats_and_precisions_pass_parity(weights, tiny_data, tmp_path, fmt, precision):
+    if fmt == "tflite":
+        pytest.importorskip("litert_torch", reason="TFLite export needs litert-torch (the export extra)")
     res = export(weights, fmt, precision, imgsz=SIZE, out=tmp_path / "m", data=tiny_data)
     assert res.parity["passed"]
     assert read_metadata(res.path).precision == precision
@@ -74,6 +77,8 @@ def test_other_formats_and_precisions_pass_parity(weights, tiny_data, tmp_path, 
         assert json.loads(model.get_rt_info(["edgeseg", "class_names"]).astype(str)) == res.metadata.class_names
         assert (res.path.with_suffix(".bin")).is_file()
         assert list(model.inputs[0].get_partial_shape().to_shape()) == [1, 3, SIZE, SIZE]
+    if fmt == "tflite":
+        assert res.metadata.extra["xnnpack_partitions"] >= 1  # recorded for the parity table
 
 
 def test_failed_parity_leaves_nothing_behind(weights, tiny_data, tmp_path, monkeypatch):

@@ -37,39 +37,47 @@ def _convert_fp32(module: torch.nn.Module, example: torch.Tensor, path: Path) ->
 
 
 def _weights_to_fp16(src: Path, dst: Path) -> str:
+    """Weight-only float16 (ai-edge-quantizer's FLOAT_CASTING algorithm): weights stored as fp16
+    and dequantized in the graph, activations float32."""
     try:
-        from ai_edge_quantizer import quantizer, recipe
+        from ai_edge_quantizer import quantizer, recipe_manager
+        from ai_edge_quantizer.algorithm_manager import AlgorithmName
+        from ai_edge_quantizer.qtyping import TFLOperationName
     except ImportError as exc:
         raise EdgesegError("FP16 TFLite export needs ai-edge-quantizer: pip install ai-edge-quantizer") from exc
+    manager = recipe_manager.RecipeManager()
+    manager.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
+                                   algorithm_key=AlgorithmName.FLOAT_CASTING)
     qt = quantizer.Quantizer(str(src))
-    qt.load_quantization_recipe(recipe.static_wi16_afp32() if False else _fp16_recipe())
+    qt.load_quantization_recipe(manager.get_quantization_recipe())
     qt.quantize().export_model(str(dst))
-    return "ai-edge-quantizer float16 weights"
+    return "ai-edge-quantizer FLOAT_CASTING fp16 weights"
 
 
-def _fp16_recipe() -> list[dict]:
-    """Weight-only float16 for every op (ai-edge-quantizer's recipe format)."""
-    return [{
-        "regex": ".*",
-        "operation": "*",
-        "algorithm_key": "float_casting",
-        "op_config": {
-            "weight_tensor_config": {"num_bits": 16, "dtype": "float"},
-            "compute_precision": "float",
-            "explicit_dequantize": True,
-        },
-    }]
+def xnnpack_partitions(path: Path) -> int | None:
+    """How many subgraphs XNNPACK takes over in LiteRT's default CPU setup (``DELEGATE`` nodes
+    in the execution plan). 1 means the whole network runs in XNNPACK; every op XNNPACK cannot
+    run splits it further and costs a hand-over. None without a LiteRT runtime."""
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError:
+        return None
+    it = interpreter.Interpreter(model_path=str(path), num_threads=1)
+    it.allocate_tensors()
+    return sum(op["op_name"] == "DELEGATE" for op in it._get_ops_details())
 
 
 def export_tflite(module: torch.nn.Module, example: torch.Tensor, path: Path, precision: str,
                   meta: ModelMetadata) -> dict:
     if precision not in ("fp32", "fp16"):
         raise EdgesegError(f"TFLite export precision must be fp32 or fp16 (int8: `edgeseg quantize`), got {precision!r}")
+    info = {"converter": "litert-torch"}
     if precision == "fp32":
         _convert_fp32(module, example, path)
-        return {"converter": "litert-torch"}
-    fp32 = path.with_name("fp32_intermediate.tflite")
-    _convert_fp32(module, example, fp32)
-    how = _weights_to_fp16(fp32, path)
-    fp32.unlink()
-    return {"converter": "litert-torch", "fp16": how}
+    else:
+        fp32 = path.with_name("fp32_intermediate.tflite")
+        _convert_fp32(module, example, fp32)
+        info["fp16"] = _weights_to_fp16(fp32, path)
+        fp32.unlink()
+    info["xnnpack_partitions"] = xnnpack_partitions(path)
+    return info
