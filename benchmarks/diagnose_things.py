@@ -5,7 +5,8 @@
 
 For every non-crowd ground-truth thing in the first val images: the best-overlapping query's
 mask IoU (raw, mask > 0.5, before panoptic merging), whether its class argmax is right, and
-the probabilities of the true class and of no-object.
+the probabilities of the true class and of no-object. With a silhouette shape head, also that
+head's own accuracy on ground-truth silhouettes and on the predicted masks of found things.
 """
 from __future__ import annotations
 
@@ -21,6 +22,43 @@ from edgeseg.backends import load  # noqa: E402
 from edgeseg.data.coco_panoptic import CocoPanoptic  # noqa: E402
 from edgeseg.inference.postprocess import sigmoid, softmax, upsample_masks  # noqa: E402
 from edgeseg.inference.preprocess import preprocess  # noqa: E402
+
+
+def _shape_head_accuracy(predictor, ds: CocoPanoptic, images: int) -> dict | None:
+    """The silhouette head alone: accuracy on ground-truth thing silhouettes and on the predicted
+    mask that best overlaps each found thing (IoU > 0.5), both at the mask resolution."""
+    import torch
+    import torch.nn.functional as F
+
+    model = getattr(predictor.adapter, "model", None)
+    head = getattr(getattr(model, "decoder", None), "shape_head", None)
+    if head is None:
+        return None
+    gt_hits, pred_hits = [], []
+    for i in range(min(images, len(ds))):
+        s = ds.load_raw(i)
+        x, _ = preprocess(s.image, predictor.input_size)
+        masks, labels, _ = ds.targets(s)
+        keep = np.array([ds.isthing[c] for c in labels], bool)
+        if not keep.any():
+            continue
+        with torch.no_grad():
+            out = model(torch.from_numpy(x))
+            pm = out["pred_masks"][0]
+            gt = F.adaptive_avg_pool2d(torch.from_numpy(masks[keep]).float()[:, None], pm.shape[-2:])[:, 0]
+            gt_logits = head.classify(gt)[:, :-1]
+            pred_logits = head(out["pred_masks"])[0, :, :-1]
+            pb, gb = (pm.sigmoid() > 0.5).float(), (gt > 0.5).float()
+            inter = torch.einsum("qhw,ghw->gq", pb, gb)
+            iou = inter / (pb.sum((1, 2))[None] + gb.sum((1, 2))[:, None] - inter).clamp(min=1)
+        for g, label in enumerate(labels[keep]):
+            gt_hits.append(int(gt_logits[g].argmax()) == label)
+            q = int(iou[g].argmax())
+            if iou[g, q] > 0.5:
+                pred_hits.append(int(pred_logits[q].argmax()) == label)
+    return {"on_ground_truth_silhouettes": float(np.mean(gt_hits)) if gt_hits else 0.0,
+            "on_predicted_masks_of_found_things": float(np.mean(pred_hits)) if pred_hits else 0.0,
+            "found_things": len(pred_hits)}
 
 
 def diagnose(weights: str, data: str, images: int) -> dict:
@@ -53,6 +91,7 @@ def diagnose(weights: str, data: str, images: int) -> dict:
         "mean_p_no_object_of_found": float(a[found, 3].mean()) if found.any() else 0.0,
         "median_area_found_px": float(np.median(a[found, 4])) if found.any() else 0.0,
         "median_area_missed_px": float(np.median(a[~found, 4])) if (~found).any() else 0.0,
+        "shape_head_accuracy": _shape_head_accuracy(predictor, ds, images),
     }
 
 
