@@ -91,6 +91,9 @@ def test_bad_inputs_give_clear_errors_and_exit_code_2(trained, tmp_path, capsys)
     assert main(["eval", "--weights", str(bad_ckpt), "--data", str(data)]) == 2
     assert "bad.pt" in capsys.readouterr().err
     assert main(["predict", str(data / "val" / "000000.png"), "--weights", str(tmp_path / "model.onnx")]) == 2
+    assert "model file not found" in capsys.readouterr().err
+    (tmp_path / "net.caffemodel").write_bytes(b"x")
+    assert main(["predict", str(data / "val" / "000000.png"), "--weights", str(tmp_path / "net.caffemodel")]) == 2
     assert "suffix" in capsys.readouterr().err
     cfg = tmp_path / "typo.yaml"
     cfg.write_text("model:\n  hiden_dim: 3\n")

@@ -414,7 +414,9 @@ def generate_synthetic(out_dir: Union[str, os.PathLike], seed: int = 0, config: 
             if workers > 1 and count > 1:
                 import multiprocessing as mp
 
-                with mp.get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
+                # forkserver: a plain fork of a process that has imported a multithreaded library
+                # (JAX, via litert-torch in the export extra) can deadlock
+                with mp.get_context("spawn" if os.name == "nt" else "forkserver").Pool(workers) as pool:
                     results = pool.map(_write_one, jobs, chunksize=16)
             else:
                 results = [_write_one(j) for j in jobs]
