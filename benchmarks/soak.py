@@ -6,7 +6,8 @@ Each MODEL_FOLDER is an export folder (``edgeseg export`` output); its model fil
 through the full ``Predictor`` (numpy preprocess -> runtime -> numpy postprocess) on val images
 in a loop. RSS is sampled every ``--every`` frames; growth is measured from the first sample
 after warm-up (frame ``--every``) to the last. Goal: growth < 5 %. Writes
-``benchmarks/results/soak.json``.
+``benchmarks/results/soak.json``. RSS is per process: for a clean per-runtime figure run one
+folder per invocation (a later runtime otherwise starts from the earlier one's footprint).
 """
 from __future__ import annotations
 
