@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgeseg.errors import EdgesegError
+from edgeseg.backends.checks import check_input
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 
@@ -31,9 +31,6 @@ class TorchAdapter:
 
     @torch.no_grad()
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = self.input_size
-        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape != (1, 3, s, s):
-            got = f"{type(x).__name__} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}"
-            raise EdgesegError(f"forward expects float32 [1, 3, {s}, {s}], got {got}")
+        check_input(x, self.input_size)
         out = self.model(torch.from_numpy(x).to(self.device))
         return out["pred_logits"].float().cpu().numpy(), out["pred_masks"].float().cpu().numpy()

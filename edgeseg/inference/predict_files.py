@@ -7,8 +7,7 @@ from pathlib import Path
 
 from edgeseg.data.image_io import atomic_write_bytes, read_image, write_png
 from edgeseg.inference.predictor import Predictor
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+from edgeseg.inference.sources import IMAGE_SUFFIXES
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
