@@ -10,6 +10,7 @@ from edgeseg.config import load_config
 from edgeseg.modeling.backbone import Backbone
 from edgeseg.modeling.complexity import count_parameters
 from edgeseg.modeling.pem import ExportWrapper, build_pem
+from edgeseg.modeling.position_encoding import PositionEmbeddingSine, add_position_channels_last, add_projected_position
 from edgeseg.modeling.prototype_attention import PrototypeCrossAttention
 from edgeseg.modeling.transformer_decoder import resize_to
 from tests.conftest import tiny_model_config
@@ -59,7 +60,9 @@ def test_resize_commutes_with_mask_product():
 
 
 def _attention_index(attn, query, memory, mask):
-    return attn.select(query, torch.zeros_like(query), memory, torch.zeros_like(memory), mask)[2]
+    h, w = memory.shape[-2:]
+    no_pos = (torch.zeros(memory.shape[1] // 2, h), torch.zeros(memory.shape[1] // 2, w))
+    return attn.select(query, torch.zeros_like(query), memory, no_pos, mask)[2]
 
 
 def test_prototype_selection_respects_mask_and_resets_empty_queries_per_query():
@@ -79,9 +82,23 @@ def test_prototype_selection_respects_mask_and_resets_empty_queries_per_query():
 
 def test_no_infinities_and_finite_outputs_with_all_masks_empty():
     attn = PrototypeCrossAttention(16, nheads=2).eval()
-    out = attn(torch.randn(1, 3, 16), torch.zeros(1, 3, 16), torch.randn(1, 16, 4, 4), torch.zeros(1, 16, 4, 4),
-               torch.full((1, 3, 4, 4), -5.0))
+    out = attn(torch.randn(1, 3, 16), torch.zeros(1, 3, 16), torch.randn(1, 16, 4, 4),
+               (torch.zeros(8, 4), torch.zeros(8, 4)), torch.full((1, 3, 4, 4), -5.0))
     assert torch.isfinite(out).all()
+
+
+def test_separable_position_code_equals_the_full_map():
+    """The model adds the sine code through per-row / per-column tables (no [C,H,W] constant in
+    exported files); both additions must equal adding the full map."""
+    pe = PositionEmbeddingSine(8)
+    x = torch.randn(2, 16, 5, 7)
+    full = pe(x)
+    pos_y, pos_x = pe.axis_tables(5, 7)
+    channels_last = add_position_channels_last(x.permute(0, 2, 3, 1), pos_y, pos_x)
+    torch.testing.assert_close(channels_last, (x + full).permute(0, 2, 3, 1), rtol=0, atol=0)
+    proj = torch.nn.Conv2d(16, 16, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(add_projected_position(x, pos_y, pos_x, proj), x + proj(full), rtol=1e-5, atol=1e-5)
 
 
 def test_forward_exports_without_tensor_dependent_python_branches():

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torchvision.ops import DeformConv2d
 
-from edgeseg.modeling.position_encoding import PositionEmbeddingSine
+from edgeseg.modeling.position_encoding import PositionEmbeddingSine, add_projected_position
 
 
 def conv_bn_relu(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -97,7 +97,7 @@ class PEMPixelDecoder(nn.Module):
         self.mask_features = conv_bn_relu(pixel_dim, mask_dim, 1)
         # edgeseg addition: a learned projection of a fixed sine position code added to the
         # mask features, so a query can localise "its" instance among look-alikes (CoordConv /
-        # SOLO idea). Constant for a fixed input size: exporters fold it into one tensor.
+        # SOLO idea). Added through per-row and per-column tables (position_encoding.py).
         self.mask_pe = PositionEmbeddingSine(mask_dim // 2) if mask_coords else None
         self.mask_pe_proj = nn.Conv2d(mask_dim, mask_dim, 1) if mask_coords else None
 
@@ -110,5 +110,6 @@ class PEMPixelDecoder(nn.Module):
         x4 = self.csm[0](self.lateral[0](res2)) + self.up[2](x8)
         mask_features = self.mask_features(x4)
         if self.mask_pe is not None:
-            mask_features = mask_features + self.mask_pe_proj(self.mask_pe(mask_features))
+            pos_y, pos_x = self.mask_pe.axis_tables(*mask_features.shape[-2:], mask_features.device)
+            mask_features = add_projected_position(mask_features, pos_y, pos_x, self.mask_pe_proj)
         return [x32, x16, x8], mask_features

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeseg.modeling.position_encoding import add_position_channels_last
+
 # Excluded pixels get this added to their similarity (which lies in [-1, 1] after L2
 # normalisation). PEM's code uses -inf; int8 / fp16 runtimes mishandle infinities, and a finite
 # large negative gives the same argmax whenever any pixel is allowed.
@@ -45,15 +47,17 @@ class PrototypeCrossAttention(nn.Module):
         query: torch.Tensor,  # [B, N, D]
         query_pos: torch.Tensor,  # [B, N, D]
         memory: torch.Tensor,  # [B, D, H, W]
-        memory_pos: torch.Tensor,  # [B, D, H, W]
+        memory_pos: tuple[torch.Tensor, torch.Tensor],  # sine code axis tables ([D/2, H], [D/2, W])
         mask_logits: torch.Tensor,  # [B, N, H, W], previous layer's masks at this resolution
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised per-head pixels ``[B,h,HW,dh]``, queries ``[B,N,D]`` and the chosen pixel
         index per head and query ``[B,h,N]``."""
         b, n, d = query.shape
         h = self.nheads
-        pixels = self.pixel_linear(self.pixel_proj(memory).flatten(2).transpose(1, 2))  # B,HW,D
-        pixels = F.normalize(pixels + memory_pos.flatten(2).transpose(1, 2), dim=-1)
+        hh, ww = memory.shape[-2:]
+        pixels = self.pixel_linear(self.pixel_proj(memory).permute(0, 2, 3, 1))  # B,H,W,D
+        pixels = add_position_channels_last(pixels, *memory_pos).reshape(b, hh * ww, d)
+        pixels = F.normalize(pixels, dim=-1)
         q = F.normalize(self.query_proj(query) + query_pos, dim=-1)
         pix_h = pixels.reshape(b, -1, h, d // h).transpose(1, 2)  # B,h,HW,dh
         q_h = q.reshape(b, n, h, d // h).transpose(1, 2)  # B,h,N,dh
@@ -76,7 +80,7 @@ class PrototypeCrossAttention(nn.Module):
         query: torch.Tensor,
         query_pos: torch.Tensor,
         memory: torch.Tensor,
-        memory_pos: torch.Tensor,
+        memory_pos: tuple[torch.Tensor, torch.Tensor],
         mask_logits: torch.Tensor,
     ) -> torch.Tensor:
         b, n, d = query.shape

@@ -134,7 +134,7 @@ class PEMTransformerDecoder(nn.Module):
         for i in range(self.num_levels):
             mem = self.input_proj[i](levels[i]) + self.level_embed.weight[i][None, :, None, None]
             memories.append(mem)
-            positions.append(self.pe(mem))
+            positions.append(self.pe.axis_tables(*mem.shape[-2:], mem.device))
             sizes.append(tuple(mem.shape[-2:]))
         # mask features at each attention resolution (inference path), plus 1/8 for pooling.
         small_feats = [resize_to(mask_features, s) for s in sizes]
