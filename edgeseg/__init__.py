@@ -6,3 +6,18 @@ the ``train`` extra (torch, timm). Heavy modules are imported lazily.
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Lazy top-level API: ``edgeseg.load`` and ``edgeseg.quantize`` import their runtime /
+    converter only when used (the device install has no torch). Export is
+    ``edgeseg.export.export`` (``edgeseg.export`` is the subpackage)."""
+    if name == "load":
+        from edgeseg.backends import load
+
+        return load
+    if name == "quantize":
+        from edgeseg.quantization import quantize
+
+        return quantize
+    raise AttributeError(f"module 'edgeseg' has no attribute {name!r}")

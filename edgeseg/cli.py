@@ -140,6 +140,23 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {result.path}")
 
 
+def cmd_quantize(args: argparse.Namespace) -> None:
+    from edgeseg.quantization import quantize
+
+    result = quantize(args.weights, format=args.format, data=args.data, subset=args.subset,
+                      max_pq_drop=args.max_pq_drop, recipe=args.recipe, imgsz=args.imgsz, out=args.out,
+                      overwrite=args.overwrite)
+    r = result.report
+    kept = r["engine"].get("ignored_scope", [])
+    print(f"INT8 {r['format']}: PQ {r['pq_fp32_torch']:.2f} (FP32 torch) -> {r['pq_int8']:.2f} "
+          f"(drop {r['pq_drop']:+.2f}, budget {r['recipe']['max_pq_drop']}), size x{r['size_ratio']:.2f}")
+    if kept:
+        print(f"kept in float by the recipe ({len(kept)} nodes): {', '.join(kept[:8])}{' ...' if len(kept) > 8 else ''}")
+    for line in r["engine"].get("accuracy_control_log", []):
+        print(f"accuracy control: {line}")
+    print(f"wrote {result.path}")
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from edgeseg.config import load_config
     from edgeseg.modeling.complexity import model_info
@@ -229,6 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="skip the parity check (not recommended)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quantize", help="INT8 with NNCF / ONNX Runtime / ai-edge-quantizer, refused past a PQ budget")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--format", required=True, choices=["openvino", "onnx", "tflite"])
+    p.add_argument("--data", help="COCO-panoptic root: train split calibrates, val split checks PQ (default: the checkpoint's)")
+    p.add_argument("--subset", type=int, help="calibration images (default: the recipe's, 300)")
+    p.add_argument("--max-pq-drop", type=float, help="PQ budget in points; turns on NNCF accuracy control (OpenVINO, ONNX)")
+    p.add_argument("--recipe", help="quantize/NAME.yaml (default: the runtime's built-in recipe)")
+    p.add_argument("--imgsz", type=int, default=512)
+    p.add_argument("--out", help="output folder (default: beside the weights)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("info", help="parameters and GMACs of a config")
     p.add_argument("--config", required=True)

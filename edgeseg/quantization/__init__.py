@@ -1,0 +1,185 @@
+"""``edgeseg.quantize``: a trained student -> an INT8 ONNX / OpenVINO IR / TFLite model whose PQ
+is measured against FP32 torch before it is handed over.
+
+Flow: load and check the calibration (train split) and validation (val split) images -> export
+the FP32 artifact -> quantize it with the runtime's engine (``openvino_int8.py``,
+``onnx_int8.py``, ``tflite_int8.py``; settings from a ``quantize/*.yaml`` recipe) -> run the
+INT8 artifact and torch FP32 on the validation images -> refuse the model if PQ dropped more
+than the budget. Everything is written in a temporary folder renamed into place at the end, so
+a failed or refused quantization leaves nothing behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeseg.errors import EdgesegError
+from edgeseg.quantization.recipe import QuantRecipe, default_recipe, load_recipe
+
+
+class QuantizeError(EdgesegError):
+    """INT8 quantization failed or its PQ drop is past the budget."""
+
+
+@dataclass
+class QuantizeResult:
+    path: Path  # the INT8 model file inside the output folder
+    report: dict  # recipe, engine report, parity/PQ, sizes (also written as quantization.json)
+
+
+def _model_bytes(path: Path) -> int:
+    """Model file size, with the weights file of an OpenVINO IR."""
+    size = path.stat().st_size
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        size += path.with_suffix(".bin").stat().st_size
+    return size
+
+
+def resolve_recipe(format: str, recipe: str | os.PathLike | QuantRecipe | None, subset: int | None,
+                   max_pq_drop: float | None) -> QuantRecipe:
+    """The recipe file (or the runtime's default) with command-line overrides applied.
+
+    ``max_pq_drop`` turns on NNCF's accuracy control for OpenVINO and ONNX (ONNX then uses the
+    NNCF engine, the one accuracy control works with); for TFLite it only sets the budget."""
+    if isinstance(recipe, QuantRecipe):
+        r = dataclasses.replace(recipe)
+    elif recipe:
+        r = load_recipe(recipe)
+    else:
+        r = default_recipe(format)
+    if r.format != format:
+        raise QuantizeError(f"recipe is for format {r.format!r} but --format is {format!r}")
+    if subset is not None:
+        r.subset = int(subset)
+    if max_pq_drop is not None:
+        r.max_pq_drop = float(max_pq_drop)
+        if format in ("openvino", "onnx"):
+            r.accuracy_control = True
+            if format == "onnx" and r.engine != "nncf":
+                print("accuracy control: the ONNX model is quantized with NNCF (onnxruntime's quantizer has none)")
+                r.engine = "nncf"
+    return r.validate()
+
+
+def quantize(
+    weights: str | os.PathLike,
+    format: str = "openvino",
+    data: str | os.PathLike | None = None,
+    subset: int | None = None,
+    max_pq_drop: float | None = None,
+    recipe: str | os.PathLike | QuantRecipe | None = None,
+    imgsz: int = 512,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> QuantizeResult:
+    """Quantize an edgeseg ``.pt`` checkpoint to INT8 for ``format`` (openvino, onnx, tflite).
+
+    ``data``: COCO-panoptic root with train (calibration) and val (PQ check) splits; default the
+    checkpoint's training data. ``subset``: calibration images (default: the recipe's, 300).
+    ``max_pq_drop``: PQ budget in points, with accuracy control where the engine has it; without
+    it the recipe's budget (1.0) is still enforced by the final check.
+    """
+    from edgeseg.backends import load_artifact
+    from edgeseg.backends.torch_backend import TorchAdapter
+    from edgeseg.data.coco_panoptic import CocoPanoptic
+    from edgeseg.export import _metadata, export
+    from edgeseg.export.metadata import write_metadata
+    from edgeseg.export.parity import check_parity
+    from edgeseg.inference.predictor import Predictor, Thresholds
+    from edgeseg.inference.result import LabelSpace
+    from edgeseg.quantization.calibration import load_quant_data
+    from edgeseg.quantization.validation import panoptic_quality
+    from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+
+    r = resolve_recipe(format, recipe, subset, max_pq_drop)
+    weights = Path(weights)
+    ckpt = load_checkpoint(weights)
+    out = Path(out) if out else weights.with_name(f"{weights.stem}_{format}_int8_{imgsz}")
+    if out.exists() and not overwrite:
+        raise QuantizeError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    root = data or (ckpt.get("train_config") or {}).get("data")
+    if not root:
+        raise QuantizeError("no calibration data: pass --data DIR (a COCO-panoptic root with train and val splits)")
+    meta = _metadata(ckpt, weights, format, "int8", imgsz)
+    qdata = load_quant_data(root, imgsz, meta.mean, meta.std, r.subset, r.validation_images)
+    labels = LabelSpace(**ckpt["label_space"])
+    thresholds = Thresholds(**ckpt.get("thresholds", {}))
+
+    def validate(forward, samples=None) -> dict:
+        return panoptic_quality(forward, qdata.validation if samples is None else samples, qdata.categories, labels,
+                                thresholds, imgsz, meta.mean, meta.std)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        start = time.perf_counter()
+        fp32 = export(weights, format, "fp32", imgsz, out=work / "fp32", check=False)
+        final = work / "int8"
+        final.mkdir()
+        os.chmod(final, 0o777 & ~_umask())
+        model_path = final / meta.model_file
+        if format == "openvino":
+            from edgeseg.export.to_openvino import embed_openvino_metadata
+            from edgeseg.quantization.openvino_int8 import quantize_openvino, save_openvino
+
+            model, engine_report = quantize_openvino(fp32.path, qdata, r, validate)
+            embed_openvino_metadata(model, meta)
+            save_openvino(model, model_path)
+        elif format == "onnx":
+            from edgeseg.quantization.onnx_int8 import quantize_onnx
+
+            engine_report = quantize_onnx(fp32.path, model_path, qdata, r, meta, validate)
+        else:
+            from edgeseg.quantization.tflite_int8 import quantize_tflite
+
+            engine_report = quantize_tflite(fp32.path, model_path, qdata, r)
+        meta.extra = {"quantization": {"engine": r.engine, "recipe": r.to_dict(),
+                                       **{k: v for k, v in engine_report.items() if k != "accuracy_control_log"}}}
+        write_metadata(final, meta)
+
+        # The INT8 check: the artifact through its runtime adapter against FP32 torch, on the
+        # validation images, with the recipe's PQ budget.
+        model = model_from_checkpoint(ckpt, str(weights), image_size=imgsz)
+        reference = Predictor(TorchAdapter(model, imgsz), labels, imgsz, thresholds)
+        artifact = load_artifact(model_path)
+        val_ds = CocoPanoptic(qdata.root, "val")
+        parity = check_parity(reference, artifact, val_ds, "int8", len(qdata.validation), max_pq_drop=r.max_pq_drop)
+        print(parity.summary())
+        report = {
+            "weights": str(weights), "format": format, "input_size": imgsz, "recipe": r.to_dict(),
+            "engine": engine_report, "parity": parity.to_dict(),
+            "pq_fp32_torch": parity.pq_reference, "pq_int8": parity.pq_artifact,
+            "pq_drop": round(parity.pq_reference - parity.pq_artifact, 3),
+            "size_fp32_bytes": _model_bytes(fp32.path), "size_int8_bytes": _model_bytes(model_path),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        report["size_ratio"] = round(report["size_int8_bytes"] / report["size_fp32_bytes"], 3)
+        (final / "quantization.json").write_text(json.dumps(report, indent=2))
+        if not parity.passed:
+            hint = ("pass --max-pq-drop to let NNCF keep the most sensitive layers in float"
+                    if not r.accuracy_control and format != "tflite" else
+                    "widen the recipe's ignored scope or use a larger calibration --subset")
+            raise QuantizeError(f"INT8 {format} model of {weights} dropped PQ by {report['pq_drop']:.2f} points "
+                                f"(budget {r.max_pq_drop}) on {parity.images} val images; nothing was written. "
+                                f"To meet the budget: {hint}")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(final, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return QuantizeResult(out / meta.model_file, report)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+__all__ = ["QuantizeError", "QuantizeResult", "quantize", "resolve_recipe"]

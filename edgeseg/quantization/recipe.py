@@ -1,0 +1,84 @@
+"""INT8 recipes: one YAML per model and runtime under ``quantize/`` (``--recipe``).
+
+A recipe is a plain dataclass; unknown keys are refused so a typo cannot silently change how a
+model is quantized. ``ignore_prototype: true`` keeps the activation x activation products that
+measured sensitive (the similarity matmul feeding the prototype argmax and the mask-head
+einsums) in float; ``ignored_names`` / ``ignored_patterns`` add graph nodes by name.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from edgeseg.config import _from_dict
+from edgeseg.errors import ConfigError
+
+ENGINES = {"openvino": ("nncf",), "onnx": ("onnxruntime", "nncf"), "tflite": ("ai-edge-quantizer",)}
+PRESETS = ("mixed", "performance")
+TFLITE_MODES = ("weight_only_int8", "dynamic_int8", "static_int8")
+
+
+@dataclass
+class QuantRecipe:
+    format: str = "openvino"
+    engine: str = "nncf"
+    model: str = ""  # the model config it was tuned for (documentation; not enforced)
+    subset: int = 300  # calibration images (train split)
+    validation_images: int = 50  # held-out val images for the PQ check / accuracy control
+    max_pq_drop: float = 1.0  # PQ points vs FP32 torch on the validation images
+    accuracy_control: bool = False  # nncf.quantize_with_accuracy_control (OpenVINO, ONNX via NNCF)
+    preset: str = "mixed"  # NNCF: MIXED = symmetric weights, asymmetric activations
+    fast_bias_correction: bool = True
+    ignore_prototype: bool = True  # similarity matmul before the prototype argmax + mask einsums in float
+    ignore_shape_head: bool = True  # the silhouette shape head in float (measured: things PQ collapses in int8)
+    ranking_images: int = 20  # accuracy control: images used to rank layers by sensitivity
+    ignored_names: list[str] = field(default_factory=list)
+    ignored_patterns: list[str] = field(default_factory=list)
+    per_channel: bool = True  # onnxruntime engine
+    tflite_mode: str = "weight_only_int8"  # ai-edge-quantizer: see tflite_int8.py for the measured modes
+    notes: str = ""
+
+    def validate(self, where: str = "recipe") -> "QuantRecipe":
+        if self.format not in ENGINES:
+            raise ConfigError(f"{where}: format must be one of {sorted(ENGINES)}, got {self.format!r}")
+        if self.engine not in ENGINES[self.format]:
+            raise ConfigError(f"{where}: engine {self.engine!r} not available for {self.format}; choose {ENGINES[self.format]}")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"{where}: preset must be one of {PRESETS}, got {self.preset!r}")
+        if self.tflite_mode not in TFLITE_MODES:
+            raise ConfigError(f"{where}: tflite_mode must be one of {TFLITE_MODES}, got {self.tflite_mode!r}")
+        if self.max_pq_drop < 0:
+            raise ConfigError(f"{where}: max_pq_drop must be >= 0, got {self.max_pq_drop}")
+        if self.accuracy_control and self.format == "tflite":
+            raise ConfigError(f"{where}: accuracy control (NNCF) is not available for TFLite")
+        if self.accuracy_control and self.format == "onnx" and self.engine != "nncf":
+            raise ConfigError(f"{where}: accuracy control on ONNX needs engine: nncf")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+DEFAULT_ENGINE = {"openvino": "nncf", "onnx": "onnxruntime", "tflite": "ai-edge-quantizer"}
+
+
+def default_recipe(fmt: str) -> QuantRecipe:
+    """The recipe used without ``--recipe``: the measured best engine for the runtime."""
+    if fmt not in ENGINES:
+        raise ConfigError(f"unknown INT8 format {fmt!r}; choose one of {sorted(ENGINES)}")
+    return QuantRecipe(format=fmt, engine=DEFAULT_ENGINE[fmt]).validate()
+
+
+def load_recipe(path: str | Path) -> QuantRecipe:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: recipe file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    recipe = _from_dict(QuantRecipe, raw, str(path))
+    return recipe.validate(str(path))

@@ -1,0 +1,132 @@
+"""INT8: a small student quantized for OpenVINO, ONNX Runtime and TFLite holds int8 weights, runs,
+and is refused (nothing written) when data or PQ are wrong."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeseg.backends import load
+from edgeseg.data.synth import SynthConfig, generate_synthetic
+from edgeseg.errors import ConfigError
+from edgeseg.quantization import QuantizeError, quantize, resolve_recipe
+from edgeseg.quantization.calibration import CalibrationError
+from edgeseg.quantization.recipe import load_recipe
+from edgeseg.training.trainer import train
+from tests.conftest import tiny_model_config, tiny_train_config
+
+pytest.importorskip("nncf")
+pytest.importorskip("openvino")
+pytest.importorskip("onnxruntime")
+
+SIZE = 64
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quant_data(tmp_path_factory) -> Path:
+    cfg = SynthConfig(image_size=64, num_train=10, num_val=4)
+    return generate_synthetic(tmp_path_factory.mktemp("qdata") / "synth", seed=3, config=cfg)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, quant_data) -> Path:
+    run = tmp_path_factory.mktemp("quant_run")
+    train(tiny_model_config(dec_layers=2), tiny_train_config(quant_data, steps=2), run, progress=False)
+    return run / "model.pt"
+
+
+def _check_runs(path: Path, data: Path) -> None:
+    image = np.asarray(__import__("cv2").imread(str(next((data / "val").iterdir())))[..., ::-1])
+    result = load(path).predict(image)
+    assert result.panoptic.shape == image.shape[:2]
+
+
+def test_openvino_int8_holds_int8_weights_and_runs(weights, quant_data, tmp_path):
+    import openvino as ov
+
+    res = quantize(weights, "openvino", data=quant_data, subset=8, imgsz=SIZE, out=tmp_path / "ov")
+    model = ov.Core().read_model(str(res.path))
+    types = [op.get_type_name() for op in model.get_ops()]
+    int8_constants = [op for op in model.get_ops() if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8]
+    assert types.count("FakeQuantize") > 10 and len(int8_constants) > 10
+    report = json.loads((res.path.parent / "quantization.json").read_text())
+    assert report["parity"]["passed"] and report["size_int8_bytes"] < report["size_fp32_bytes"]
+    assert report["engine"]["ignored_scope"], "the sensitive scope must be found in the graph"
+    meta = json.loads((res.path.parent / "edgeseg.json").read_text())
+    assert meta["precision"] == "int8" and meta["extra"]["quantization"]["engine"].startswith("nncf")
+    _check_runs(res.path, quant_data)
+
+
+def test_onnx_int8_holds_int8_weights_and_runs(weights, quant_data, tmp_path):
+    import onnx
+
+    res = quantize(weights, "onnx", data=quant_data, subset=8, imgsz=SIZE, out=tmp_path / "onnx")
+    model = onnx.load(str(res.path))
+    int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) > 10
+    assert any(n.op_type == "DequantizeLinear" for n in model.graph.node)
+    assert sorted(p.name for p in res.path.parent.iterdir()) == ["edgeseg.json", "model.onnx", "quantization.json"]
+    _check_runs(res.path, quant_data)
+
+
+def test_tflite_int8_holds_int8_weights_and_runs(weights, quant_data, tmp_path):
+    pytest.importorskip("litert_torch", reason="TFLite export needs litert-torch (the export extra)")
+    pytest.importorskip("ai_edge_quantizer")
+    from ai_edge_litert import interpreter
+
+    res = quantize(weights, "tflite", data=quant_data, subset=8, imgsz=SIZE, out=tmp_path / "tfl")
+    it = interpreter.Interpreter(model_path=str(res.path))
+    int8 = [t for t in it.get_tensor_details() if t["dtype"] == np.int8]
+    assert len(int8) > 10
+    _check_runs(res.path, quant_data)
+
+
+def test_budget_not_met_is_refused_and_leaves_nothing(weights, quant_data, tmp_path, monkeypatch):
+    from edgeseg.export import parity
+
+    real = parity.check_parity
+
+    def pessimistic(*args, **kwargs):
+        report = real(*args, **kwargs)
+        report.pq_artifact = report.pq_reference - 5.0  # as if INT8 lost 5 PQ points
+        report.passed = False
+        return report
+
+    monkeypatch.setattr(parity, "check_parity", pessimistic)
+    with pytest.raises(QuantizeError, match="dropped PQ by 5.00 points"):
+        quantize(weights, "openvino", data=quant_data, subset=8, imgsz=SIZE, out=tmp_path / "refused")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_calibration_data_gets_clear_errors(weights, quant_data, tmp_path):
+    with pytest.raises(CalibrationError, match="below the minimum"):
+        quantize(weights, "openvino", data=quant_data, subset=2, imgsz=SIZE, out=tmp_path / "a")
+    no_val = tmp_path / "no_val"
+    (no_val / "annotations").mkdir(parents=True)
+    (no_val / "train").symlink_to(quant_data / "train", target_is_directory=True)
+    for part in ("panoptic_train", "panoptic_train.json"):
+        src = quant_data / "annotations" / part
+        (no_val / "annotations" / part).symlink_to(src, target_is_directory=src.is_dir())
+    with pytest.raises(CalibrationError, match="'val' split"):
+        quantize(weights, "openvino", data=no_val, subset=8, imgsz=SIZE, out=tmp_path / "b")
+    with pytest.raises(CalibrationError, match="under a quarter"):
+        quantize(weights, "openvino", data=quant_data, subset=8, imgsz=512, out=tmp_path / "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no_val"]
+
+
+def test_recipes_in_the_repo_load_and_overrides_apply(tmp_path):
+    recipes = sorted((ROOT / "quantize").glob("*.yaml"))
+    assert recipes, "quantize/ must hold the per-runtime recipes"
+    for path in recipes:
+        load_recipe(path)
+    r = resolve_recipe("onnx", None, subset=50, max_pq_drop=0.5)
+    assert (r.engine, r.accuracy_control, r.subset, r.max_pq_drop) == ("nncf", True, 50, 0.5)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("format: openvino\npreest: mixed\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_recipe(bad)
+    with pytest.raises(QuantizeError, match="recipe is for format"):
+        resolve_recipe("tflite", ROOT / "quantize" / "pem_mnv3l_512_openvino.yaml", None, None)
