@@ -5,8 +5,8 @@
 Each MODEL_FOLDER is an export folder (``edgeseg export`` output); its model file is run
 through the full ``Predictor`` (numpy preprocess -> runtime -> numpy postprocess) on val images
 in a loop. RSS is sampled every ``--every`` frames; growth is measured from the first sample
-after warm-up (frame ``--every``) to the last. Goal: growth < 5 %. Writes
-``benchmarks/results/soak.json``. RSS is per process: for a clean per-runtime figure run one
+after warm-up (frame ``--every``) to the last. Goal: growth < 5 %. Adds its rows
+to ``benchmarks/results/soak.json``. RSS is per process: for a clean per-runtime figure run one
 folder per invocation (a later runtime otherwise starts from the earlier one's footprint).
 """
 from __future__ import annotations
@@ -67,9 +67,16 @@ def main() -> None:
     for folder in args.folders:
         meta_model = next(p for p in Path(folder).iterdir() if p.suffix in (".onnx", ".xml", ".tflite"))
         rows.append(soak(meta_model, images, args.frames, args.every, args.threads))
+    # One invocation per runtime gives clean per-process RSS; rows accumulate in one file
+    # (a re-run of the same format/precision replaces its row).
     out = ROOT / "benchmarks" / "results" / "soak.json"
-    out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-                               "command": "python benchmarks/soak.py " + " ".join(sys.argv[1:]), "rows": rows}, indent=2))
+    doc = json.loads(out.read_text()) if out.exists() else {"rows": []}
+    command = "python benchmarks/soak.py " + " ".join(sys.argv[1:])
+    for r in rows:
+        r["command"] = command
+        doc["rows"] = [o for o in doc["rows"] if (o["format"], o["precision"]) != (r["format"], r["precision"])] + [r]
+    doc["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores"
+    out.write_text(json.dumps(doc, indent=2))
     for r in rows:
         print(f"{r['format']} {r['precision']}: {r['rss_after_warmup_mb']} -> {r['rss_last_mb']} MB "
               f"({r['growth_percent']:+.1f} %) {'flat' if r['flat'] else 'GROWING'}")

@@ -84,6 +84,16 @@ def test_tflite_int8_holds_int8_weights_and_runs(weights, quant_data, tmp_path):
     _check_runs(res.path, quant_data)
 
 
+def test_accuracy_control_runs_with_the_pq_validation_function(weights, quant_data, tmp_path):
+    """--max-pq-drop goes through nncf.quantize_with_accuracy_control with PQ as its metric; the
+    report carries NNCF's log of the drop it measured."""
+    res = quantize(weights, "openvino", data=quant_data, subset=8, max_pq_drop=1.0, imgsz=SIZE, out=tmp_path / "ac")
+    assert res.report["recipe"]["accuracy_control"] is True
+    log = res.report["engine"]["accuracy_control_log"]
+    assert any("Accuracy drop" in line for line in log), log
+    assert res.report["pq_drop"] <= 1.0
+
+
 def test_budget_not_met_is_refused_and_leaves_nothing(weights, quant_data, tmp_path, monkeypatch):
     from edgeseg.export import parity
 
