@@ -45,17 +45,14 @@ class PositionEmbeddingSine(nn.Module):
 
 
 def add_position_channels_last(x: torch.Tensor, pos_y: torch.Tensor, pos_x: torch.Tensor) -> torch.Tensor:
-    """``x [B, H, W, 2F] + sine code`` by two broadcast adds of zero-padded axis tables (exact:
-    each channel gets its one non-zero term plus 0.0)."""
+    """``x [B, H, W, 2F] + sine code``: channels ``:F`` get ``pos_y`` per row, ``F:`` get
+    ``pos_x`` per column (exact). Written as two adds on the two channel halves: no zero-padded
+    tables (their ConstantOfShape stayed float32 in the FP16 ONNX conversion) and no
+    Add-after-Add that OpenVINO would fuse into a broadcast ``[H, W, 2F]`` constant."""
     f = pos_y.shape[0]
-    zeros_y, zeros_x = pos_y.new_zeros(f, pos_y.shape[1]), pos_x.new_zeros(f, pos_x.shape[1])
-    table_y = torch.cat((pos_y, zeros_y), dim=0).t()[:, None, :]  # [H, 1, 2F]
-    table_x = torch.cat((zeros_x, pos_x), dim=0).t()[:, None, :]  # [W, 1, 2F]
-    # The second add happens with H and W swapped: OpenVINO fuses Add(Add(x, c1), c2) into one
-    # Add of a broadcast [H, W, 2F] constant, the very tensor this avoids (measured: 8 MB back
-    # in the IR); a transpose in between keeps the two small tables.
-    y = (x + table_y.to(x.dtype)).transpose(1, 2)
-    return (y + table_x.to(x.dtype)).transpose(1, 2)
+    rows = x[..., :f] + pos_y.t()[:, None, :].to(x.dtype)  # [H, 1, F]
+    cols = x[..., f:] + pos_x.t()[None, :, :].to(x.dtype)  # [1, W, F]
+    return torch.cat((rows, cols), dim=-1)
 
 
 def add_projected_position(x: torch.Tensor, pos_y: torch.Tensor, pos_x: torch.Tensor, proj: nn.Conv2d) -> torch.Tensor:
