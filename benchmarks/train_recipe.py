@@ -2,6 +2,7 @@
 
     python benchmarks/train_recipe.py quick      # <= 20 min on 2 CPU cores (README main job)
     python benchmarks/train_recipe.py default    # <= 2 h on 2 CPU cores; resumable: re-run to continue
+    python benchmarks/train_recipe.py teacher    # Mask2Former Swin-T teacher, about 1 h 10 min here
 
 Each recipe is the config file plus ``--set`` overrides, exactly what the printed ``command``
 runs. The JSON (benchmarks/results/recipe_<name>.json) holds PQ / SQ / RQ (all, things, stuff),
@@ -22,17 +23,24 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "models/pem_mnv3l_512.yaml"
+TEACHER_CONFIG = "models/teacher_swint.yaml"
 CALIBRATION_IMAGES = 100
 RECIPES = {
     "quick": ["train.steps=450", "train.warmup_steps=50", "train.shape_pretrain_steps=2400", "train.shape_pretrain_images=600"],
     "default": ["train.steps=1500", "train.shape_pretrain_steps=2400", "train.shape_pretrain_images=600"],
+    # what fits a session on 2 CPU cores (6 s / step at batch 4): see README "Teacher"
+    "teacher": ["train.steps=600", "train.eval_every=150"],
 }
+
+
+def config_of(recipe: str) -> str:
+    return TEACHER_CONFIG if recipe == "teacher" else CONFIG
 
 
 def planned_steps(recipe: str) -> int:
     from edgeseg.config import load_config
 
-    steps = load_config(ROOT / CONFIG)[1].steps
+    steps = load_config(ROOT / config_of(recipe))[1].steps
     for item in RECIPES[recipe]:
         if item.startswith("train.steps="):
             steps = int(item.split("=")[1])
@@ -52,6 +60,17 @@ def evaluate_unfinished(last: Path, data: str) -> dict:
     return metrics
 
 
+def _curve(run: Path) -> list[dict]:
+    rows = []
+    log = run / "log.jsonl"
+    if log.exists():
+        for line in log.read_text().splitlines():
+            row = json.loads(line)
+            if "eval" in row:
+                rows.append({"step": row["step"], **{k: round(v, 2) for k, v in row["eval"].items()}})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("recipe", choices=sorted(RECIPES))
@@ -61,7 +80,7 @@ def main() -> None:
     ap.add_argument("--record-only", action="store_true")
     args = ap.parse_args()
     out = args.out or f"runs/{args.recipe}"
-    argv = ["train", "--config", CONFIG, "--out", out, "--data", args.data, "--set", *RECIPES[args.recipe]]
+    argv = ["train", "--config", config_of(args.recipe), "--out", out, "--data", args.data, "--set", *RECIPES[args.recipe]]
     command = ("edgeseg " + " ".join(shlex.quote(a) for a in argv)
                + f" && edgeseg calibrate --weights {out}/model.pt --data {args.data} --images {CALIBRATION_IMAGES}"
                + f" && edgeseg eval --weights {out}/model.pt --data {args.data}")
@@ -102,7 +121,7 @@ def main() -> None:
     record = {
         "recipe": args.recipe,
         "command": command,
-        "config": CONFIG,
+        "config": config_of(args.recipe),
         "overrides": RECIPES[args.recipe],
         "finished": finished,
         "steps": m["step"],
@@ -115,6 +134,8 @@ def main() -> None:
         "miou": m["miou"],
         "calibration": calibration,
         "at_mask2former_threshold_0.8": m.get("mask2former_threshold_metrics"),
+        # PQ on eval_images val images during training (train.eval_every), then the final row
+        "curve": _curve(Path(out)),
         "data_stats": {"train": dataset_stats(args.data, "train"), "val": dataset_stats(args.data, "val")},
     }
     dest = ROOT / "benchmarks" / "results" / f"recipe_{args.recipe}.json"

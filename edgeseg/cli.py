@@ -50,19 +50,43 @@ def cmd_data_stats(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(stats, indent=2))
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from edgeseg.config import load_config
-    from edgeseg.training.trainer import train
+def _train_configs(config: str, args: argparse.Namespace, extra: list[str] = ()):
+    from edgeseg.config import load_config, resolve_config
 
-    model_cfg, train_cfg = load_config(args.config)
-    overrides = list(args.set or [])
+    model_cfg, train_cfg = load_config(resolve_config(config))
+    overrides = list(args.set or []) + list(extra)
     if args.data:
         overrides.append(f"train.data={args.data}")
-    model_cfg, train_cfg = _apply_overrides(model_cfg, train_cfg, overrides)
+    return _apply_overrides(model_cfg, train_cfg, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from edgeseg.training.trainer import train
+
+    model_cfg, train_cfg = _train_configs(args.config or args.model, args)
     metrics = train(model_cfg, train_cfg, args.out, resume=not args.no_resume, time_limit_min=args.time_limit)
+    _report_training(metrics, args.out)
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from edgeseg.training.trainer import train
+
+    model_cfg, train_cfg = _train_configs(args.student_config, args, [f"train.kd.teacher={args.teacher}"])
+    metrics = train(model_cfg, train_cfg, args.out, resume=not args.no_resume, time_limit_min=args.time_limit)
+    _report_training(metrics, args.out)
+
+
+def cmd_teacher_import(args: argparse.Namespace) -> None:
+    from edgeseg.modeling.teacher import import_hf_teacher
+
+    path = import_hf_teacher(args.hf_dir, args.data, args.out, image_size=args.imgsz)
+    print(f"wrote {path}")
+
+
+def _report_training(metrics: dict, out: str) -> None:
     if metrics.get("finished"):
         _print_metrics(metrics)
-        print(f"weights: {Path(args.out) / 'model.pt'}")
+        print(f"weights: {Path(out) / 'model.pt'}")
     else:
         print(f"stopped at step {metrics['step']}; run the same command again to resume")
 
@@ -161,7 +185,9 @@ def cmd_info(args: argparse.Namespace) -> None:
     from edgeseg.config import load_config
     from edgeseg.modeling.complexity import model_info
 
-    model_cfg, _ = load_config(args.config)
+    from edgeseg.config import resolve_config
+
+    model_cfg, _ = load_config(resolve_config(args.config))
     if args.num_classes:
         import dataclasses
 
@@ -169,6 +195,14 @@ def cmd_info(args: argparse.Namespace) -> None:
     info = model_info(model_cfg, args.imgsz)
     for key, value in info.items():
         print(f"{key:>24}: {value}")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="run directory (checkpoints, log, metrics)")
+    p.add_argument("--data", help="COCO-panoptic root (overrides train.data)")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. train.steps=300")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
+    p.add_argument("--time-limit", type=float, default=0.0, help="stop (resumable) after N minutes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,14 +225,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the statistics here")
     p.set_defaults(func=cmd_data_stats)
 
-    p = sub.add_parser("train", help="train a student from a YAML config")
-    p.add_argument("--config", required=True)
-    p.add_argument("--out", required=True, help="run directory (checkpoints, log, metrics)")
-    p.add_argument("--data", help="COCO-panoptic root (overrides train.data)")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. train.steps=300")
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
-    p.add_argument("--time-limit", type=float, default=0.0, help="stop (resumable) after N minutes")
+    p = sub.add_parser("train", help="train a student (or the Mask2Former teacher) from a YAML config")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", help="YAML file")
+    which.add_argument("--model", help="a config under models/ by name, e.g. pem-mnv3l-512, teacher-swint")
+    _add_run_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="train a student with ground-truth + KD losses from a teacher")
+    p.add_argument("--teacher", required=True, help="teacher checkpoint (.pt) or transformers checkpoint directory")
+    p.add_argument("--student-config", required=True, help="YAML file or config name under models/")
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("teacher-import", help="an official Mask2Former checkpoint directory -> edgeseg teacher .pt")
+    p.add_argument("--hf-dir", required=True, help="directory written by save_pretrained (config.json + weights)")
+    p.add_argument("--data", required=True, help="COCO-panoptic root whose classes the teacher is mapped to by name")
+    p.add_argument("--out", required=True, help="teacher checkpoint to write (.pt)")
+    p.add_argument("--imgsz", type=int, default=512)
+    p.set_defaults(func=cmd_teacher_import)
 
     p = sub.add_parser("eval", help="PQ / SQ / RQ / mIoU of a model on a COCO-panoptic split")
     p.add_argument("--weights", required=True)

@@ -41,6 +41,35 @@ class ModelConfig:
 
 
 @dataclass
+class TeacherConfig:
+    """The Mask2Former teacher (DESIGN.md section 3): HF ``Mask2FormerForUniversalSegmentation``.
+
+    Defaults are the full Swin-T model (47.4M params): MSDeformAttn pixel decoder with 6 encoder
+    layers, ``decoder_layers=10`` (HF's count, i.e. 9 masked-attention layers), 100 queries.
+    A YAML selects it with ``model: {arch: mask2former, ...}``.
+    """
+
+    arch: str = "mask2former"
+    name: str = "teacher_swint"
+    num_classes: int = 13
+    image_size: int = 512
+    embed_dim: int = 96
+    depths: list[int] = field(default_factory=lambda: [2, 2, 6, 2])
+    num_heads: list[int] = field(default_factory=lambda: [3, 6, 12, 24])
+    window_size: int = 7
+    encoder_layers: int = 6
+    decoder_layers: int = 10
+    hidden_dim: int = 256
+    num_queries: int = 100
+    # A full HF config dict (``config.json`` of an official checkpoint); when set it replaces
+    # the architecture fields above, so an imported checkpoint rebuilds without its directory.
+    hf_config: dict[str, Any] | None = None
+    # For an imported checkpoint: index of each data-set class in the checkpoint's own label
+    # space (matched by name), so logits come out in the data set's order.
+    class_index: list[int] | None = None
+
+
+@dataclass
 class LossConfig:
     """Mask2Former's loss weights and point sampling."""
 
@@ -56,6 +85,27 @@ class LossConfig:
     dense_when_small: bool = True
     oversample_ratio: float = 3.0
     importance_sample_ratio: float = 0.75
+
+
+@dataclass
+class DistillConfig:
+    """Teacher -> student distillation (DESIGN.md section 3); off while ``teacher`` is None.
+
+    Student queries are Hungarian-matched to the teacher's *object* queries (p(no-object) <
+    ``object_threshold``), with the ground-truth matcher's costs and the teacher's argmax class
+    and mask probabilities as targets. On matched pairs: class KD (KL at ``temperature``, x T^2)
+    and mask KD (BCE + dice against the teacher's probabilities on importance-sampled points);
+    optional feature KD (MSE through a 1x1 adapter on the stride-4 pixel features).
+    """
+
+    teacher: str | None = None  # edgeseg teacher checkpoint (.pt) or a transformers checkpoint directory
+    class_weight: float = 2.0
+    mask_weight: float = 5.0
+    dice_weight: float = 5.0
+    feature_weight: float = 0.0
+    temperature: float = 2.0
+    object_threshold: float = 0.5
+    num_points: int = 12544
 
 
 @dataclass
@@ -85,6 +135,7 @@ class TrainConfig:
     shape_pretrain_steps: int = 0
     shape_pretrain_images: int = 400
     loss: LossConfig = field(default_factory=LossConfig)
+    kd: DistillConfig = field(default_factory=DistillConfig)
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -99,13 +150,22 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     for key, value in data.items():
         if key == "loss" and cls is TrainConfig:
             value = _from_dict(LossConfig, value, f"{where}.loss")
+        elif key == "kd" and cls is TrainConfig:
+            value = _from_dict(DistillConfig, value, f"{where}.kd")
         elif key == "scale_range":
             value = tuple(float(v) for v in value)
         kwargs[key] = value
     return cls(**kwargs)
 
 
-def model_config_from_dict(data: dict[str, Any], where: str = "model") -> ModelConfig:
+def model_config_from_dict(data: dict[str, Any], where: str = "model") -> ModelConfig | TeacherConfig:
+    """A student config, or a teacher config when ``arch: mask2former``."""
+    if isinstance(data, dict) and data.get("arch", "pem") != "pem":
+        if data["arch"] != "mask2former":
+            raise ConfigError(f"{where}: arch must be 'pem' or 'mask2former', got {data['arch']!r}")
+        return _from_dict(TeacherConfig, data, where)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "arch"}
     return _from_dict(ModelConfig, data, where)
 
 
@@ -113,7 +173,23 @@ def train_config_from_dict(data: dict[str, Any], where: str = "train") -> TrainC
     return _from_dict(TrainConfig, data, where)
 
 
-def load_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def resolve_config(name_or_path: str | Path) -> Path:
+    """A YAML path as given, or a config name under ``models/`` (``teacher-swint`` ->
+    ``models/teacher_swint.yaml``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    candidate = MODELS_DIR / f"{str(name_or_path).replace('-', '_')}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem.replace("_", "-") for p in MODELS_DIR.glob("*.yaml")) if MODELS_DIR.is_dir() else []
+    raise ConfigError(f"no config file {path} and no model named {str(name_or_path)!r} in {MODELS_DIR} (known: {known})")
+
+
+def load_config(path: str | Path) -> tuple[ModelConfig | TeacherConfig, TrainConfig]:
     """Read a YAML with ``model:`` and optional ``train:`` sections."""
     path = Path(path)
     if not path.is_file():
@@ -132,7 +208,7 @@ def load_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
     return model, train
 
 
-def config_to_dict(model: ModelConfig, train: TrainConfig | None = None) -> dict[str, Any]:
+def config_to_dict(model: ModelConfig | TeacherConfig, train: TrainConfig | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"model": dataclasses.asdict(model)}
     if train is not None:
         t = dataclasses.asdict(train)
@@ -141,5 +217,5 @@ def config_to_dict(model: ModelConfig, train: TrainConfig | None = None) -> dict
     return out
 
 
-def save_config(path: str | Path, model: ModelConfig, train: TrainConfig | None = None) -> None:
+def save_config(path: str | Path, model: ModelConfig | TeacherConfig, train: TrainConfig | None = None) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(model, train), sort_keys=False))

@@ -46,6 +46,8 @@ class PEM(nn.Module):
         # Inference computes intermediate masks at attention resolution; training (and tests)
         # can force the full stride-4 computation for every layer.
         self.full_res_masks: bool | None = None
+        # Distillation sets this to also return the stride-4 mask features as ``pixel_features``.
+        self.return_features = False
 
     def forward(self, x: torch.Tensor, gt_masks: list[torch.Tensor] | None = None) -> dict:
         levels, mask_features = self.pixel_decoder(self.backbone(x))
@@ -60,6 +62,8 @@ class PEM(nn.Module):
                 result["shape_logits"] = shape_logits
             if gt_masks is not None and self.decoder.shape_head is not None:
                 result["shape_aux_logits"] = self._gt_shape_logits(gt_masks, tuple(mask_features.shape[-2:]))
+        if self.return_features:
+            result["pixel_features"] = mask_features
         return result
 
     def _gt_shape_logits(self, gt_masks: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from edgeseg import __version__
-from edgeseg.config import ModelConfig, model_config_from_dict
+from edgeseg.config import ModelConfig, TeacherConfig, model_config_from_dict
 from edgeseg.errors import CheckpointError, ConfigError
 
 FORMAT = "edgeseg-checkpoint"
@@ -91,8 +91,8 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], sour
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
-def load_model(path: str | Path, config: ModelConfig | None = None, image_size: int | None = None):
-    """Build the student stored in ``path`` and load its weights (eval mode).
+def load_model(path: str | Path, config: ModelConfig | TeacherConfig | None = None, image_size: int | None = None):
+    """Build the student (or teacher) stored in ``path`` and load its weights (eval mode).
 
     ``config`` lets a user check a checkpoint against a config file: a mismatch raises
     CheckpointError. Returns ``(model, checkpoint_dict)``.
@@ -101,17 +101,18 @@ def load_model(path: str | Path, config: ModelConfig | None = None, image_size: 
     return model_from_checkpoint(ckpt, str(path), config, image_size), ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], source: str, config: ModelConfig | None = None,
+def model_from_checkpoint(ckpt: dict[str, Any], source: str, config: ModelConfig | TeacherConfig | None = None,
                           image_size: int | None = None):
     """The eval-mode student of an already loaded checkpoint dict."""
-    from edgeseg.modeling.pem import build_pem
+    from edgeseg.modeling.build import build_model
 
     try:
         cfg = config or model_config_from_dict(ckpt["model_config"], f"{source}: model_config")
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {source}: bad model_config ({exc})") from exc
     # the backbone weights are inside the checkpoint; the original file need not exist here
-    cfg = dataclasses.replace(cfg, backbone_weights=None)
-    model = build_pem(cfg, image_size)
+    if isinstance(cfg, ModelConfig):
+        cfg = dataclasses.replace(cfg, backbone_weights=None)
+    model = build_model(cfg, image_size)
     load_state_into(model, ckpt["model"], f"checkpoint {source}")
     return model.eval()

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from edgeseg.config import ModelConfig, TrainConfig, config_to_dict, save_config
+from edgeseg.config import ModelConfig, TeacherConfig, TrainConfig, config_to_dict, save_config
 from edgeseg.data.coco_panoptic import CocoPanoptic
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.inference.result import LabelSpace
-from edgeseg.modeling.pem import PEM, build_pem
+from edgeseg.modeling.build import build_model, num_aux_outputs
 from edgeseg.training import dist
 from edgeseg.training.checkpoint import load_checkpoint, load_state_into, save_checkpoint
 from edgeseg.training.data_stream import StepSampler, TrainStream, collate
@@ -42,7 +42,10 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     raise ConfigError(f"train.schedule must be 'poly' or 'cosine', got {cfg.schedule!r}")
 
 
-def build_optimizer(model: PEM, cfg: TrainConfig) -> torch.optim.AdamW:
+_BACKBONE_PREFIXES = ("backbone.", "hf.model.pixel_level_module.encoder.")  # student, teacher (Swin)
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW; no weight decay on norms, biases, embeddings and ``alpha`` scales (Mask2Former's
     rule: decaying them only shrinks learnt offsets); ``backbone_lr_mult`` for the backbone."""
     no_decay_modules = (torch.nn.Embedding, torch.nn.LayerNorm, torch.nn.modules.batchnorm._BatchNorm)
@@ -51,7 +54,7 @@ def build_optimizer(model: PEM, cfg: TrainConfig) -> torch.optim.AdamW:
     for name, p in model.named_parameters():
         if p.requires_grad:
             nd = id(p) in no_decay or p.ndim <= 1
-            groups.setdefault((name.startswith("backbone."), nd), []).append(p)
+            groups.setdefault((name.startswith(_BACKBONE_PREFIXES), nd), []).append(p)
     param_groups = [
         {"params": ps, "lr_mult": cfg.backbone_lr_mult if bb else 1.0, "weight_decay": 0.0 if nd else cfg.weight_decay}
         for (bb, nd), ps in sorted(groups.items())
@@ -69,14 +72,14 @@ def _seed_everything(seed: int) -> None:
 
 
 def train(
-    model_cfg: ModelConfig,
+    model_cfg: ModelConfig | TeacherConfig,
     train_cfg: TrainConfig,
     out_dir: str | Path,
     resume: bool = True,
     time_limit_min: float = 0.0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train (or resume) a student in ``out_dir``; returns the final metrics dict.
+    """Train (or resume) a student, or the Mask2Former teacher, in ``out_dir``; returns the final metrics.
 
     ``time_limit_min > 0`` stops early (with a checkpoint) after that many minutes of training,
     e.g. to fit a session; calling again with ``resume=True`` continues exactly.
@@ -92,11 +95,18 @@ def train(
         model_cfg = dataclasses.replace(model_cfg, num_classes=labels.num_classes)
 
     _seed_everything(train_cfg.seed)
-    model = build_pem(model_cfg, image_size=train_cfg.image_size).to(device)
+    model = build_model(model_cfg, image_size=train_cfg.image_size).to(device)
     thing_classes = [i for i, t in enumerate(labels.isthing) if t]
-    criterion = SetCriterion(model_cfg.num_classes, train_cfg.loss, num_aux=model_cfg.dec_layers,
+    # the teacher trains with the same (Mask2Former) criterion: its outputs have the same keys,
+    # and the student-only heads (semantic, silhouette) are simply absent from them
+    criterion = SetCriterion(model_cfg.num_classes, train_cfg.loss, num_aux=num_aux_outputs(model),
                              shape_classes=thing_classes).to(device)
+    shape_head = getattr(getattr(model, "decoder", None), "shape_head", None)
+    pass_gt_masks = bool(getattr(model_cfg, "mask_shape_class", False))
     optimizer = build_optimizer(model, train_cfg)
+    teacher, distiller = _build_distillation(model, model_cfg, train_cfg, labels, device)
+    if distiller is not None and distiller.adapter is not None:
+        optimizer.add_param_group({"params": list(distiller.parameters()), "lr_mult": 1.0, "weight_decay": 0.0})
     start_step, history, train_seconds = 0, [], 0.0
 
     ckpt_path = out / "last.pt"
@@ -105,6 +115,8 @@ def train(
         if ckpt.get("model_config") != dataclasses.asdict(model_cfg):
             raise CheckpointError(f"{ckpt_path} was written for another model config; use a new --out or --no-resume")
         load_state_into(model, ckpt["model"], f"checkpoint {ckpt_path}")
+        if distiller is not None and distiller.adapter is not None:
+            load_state_into(distiller, ckpt.get("distiller", {}), f"checkpoint {ckpt_path} (distillation adapter)")
         try:
             optimizer.load_state_dict(ckpt["optimizer"])
         except (ValueError, KeyError) as exc:
@@ -128,14 +140,14 @@ def train(
         # gets no gradient; DDP must then look for unused parameters (slower, so only then).
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device] if device.type == "cuda" else None,
-            find_unused_parameters=model_cfg.dec_layers < model.decoder.num_levels,
+            find_unused_parameters=isinstance(model_cfg, ModelConfig) and model_cfg.dec_layers < model.decoder.num_levels,
         )
 
     stream = TrainStream(dataset, train_cfg.image_size, train_cfg.scale_range, train_cfg.seed)
-    if start_step == 0 and train_cfg.shape_pretrain_steps > 0 and model.decoder.shape_head is not None:
+    if start_step == 0 and train_cfg.shape_pretrain_steps > 0 and shape_head is not None:
         # identical on every rank (seeded), so DDP's initial broadcast changes nothing
         mask_hw = (train_cfg.image_size // 4, train_cfg.image_size // 4)
-        info = pretrain_shape_head(model.decoder.shape_head, stream, mask_hw, train_cfg.shape_pretrain_steps,
+        info = pretrain_shape_head(shape_head, stream, mask_hw, train_cfg.shape_pretrain_steps,
                                    images=train_cfg.shape_pretrain_images, seed=train_cfg.seed,
                                    classes=thing_classes)
         train_seconds += info["seconds"]
@@ -157,6 +169,7 @@ def train(
             "label_space": dataclasses.asdict(labels),
             "history": history,
             "train_seconds": train_seconds,
+            **({"distiller": distiller.state_dict()} if distiller is not None and distiller.adapter is not None else {}),
         }
 
     bar = None
@@ -176,10 +189,16 @@ def train(
         images = images.to(device, non_blocking=True)
         targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
         num_masks = max(1.0, dist.all_reduce_sum(float(sum(len(t["labels"]) for t in targets)), device) / world)
-        gt_masks = [t["masks"] for t in targets] if model_cfg.mask_shape_class else None
+        gt_masks = [t["masks"] for t in targets] if pass_gt_masks else None
         outputs = ddp_model(images, gt_masks)
         losses = criterion(outputs, targets, num_masks)
-        loss = sum(losses[k] * criterion.weight_dict[k] for k in losses if k in criterion.weight_dict)
+        weights = criterion.weight_dict
+        if distiller is not None:
+            with torch.no_grad():
+                teacher_out = teacher(images)
+            losses.update(distiller(outputs, teacher_out))
+            weights = {**weights, **distiller.weight_dict}
+        loss = sum(losses[k] * weights[k] for k in losses if k in weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if train_cfg.clip_grad_norm > 0:
@@ -195,7 +214,7 @@ def train(
             ips = window_imgs / max(now - window_t, 1e-9)
             window_t, window_imgs = now, 0
             row = {"step": step, "loss": float(loss.detach()), "lr": lr, "img_per_s": ips, "train_seconds": train_seconds}
-            row.update({k: float(losses[k].detach()) for k in ("loss_ce", "loss_mask", "loss_dice", "loss_sem", "loss_shape", "loss_shape_pred") if k in losses})
+            row.update({k: float(losses[k].detach()) for k in _LOGGED_LOSSES if k in losses})
             history.append(row)
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -236,7 +255,31 @@ def train(
     return metrics
 
 
-def evaluate_model(model: PEM, labels: LabelSpace, train_cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+_LOGGED_LOSSES = ("loss_ce", "loss_mask", "loss_dice", "loss_sem", "loss_shape", "loss_shape_pred",
+                  "loss_kd_class", "loss_kd_mask", "loss_kd_dice", "loss_kd_feat")
+
+
+def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelSpace, device):
+    """The frozen teacher and the KD loss when ``train.kd.teacher`` is set, else ``(None, None)``."""
+    kd = train_cfg.kd
+    if not kd.teacher:
+        return None, None
+    if isinstance(model_cfg, TeacherConfig):
+        raise ConfigError("train.kd.teacher is set while training a teacher; distillation trains a student")
+    from edgeseg.modeling.teacher import load_teacher
+    from edgeseg.training.distillation import DistillationLoss
+
+    teacher = load_teacher(kd.teacher, labels.class_names, train_cfg.image_size).to(device)
+    teacher_dim = 0
+    if kd.feature_weight > 0:
+        teacher.return_features = True
+        model.return_features = True
+        teacher_dim = teacher.hf.config.mask_feature_size
+    distiller = DistillationLoss(kd, getattr(model_cfg, "mask_dim", 0), teacher_dim).to(device)
+    return teacher, distiller
+
+
+def evaluate_model(model: torch.nn.Module, labels: LabelSpace, train_cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """PQ / mIoU of an in-memory model on ``train_cfg``'s val split at the training size."""
     from edgeseg.backends.torch_backend import TorchAdapter
     from edgeseg.evaluation.evaluate import evaluate
