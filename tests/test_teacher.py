@@ -142,6 +142,11 @@ def test_teacher_trains_with_the_student_trainer_and_evaluates(tmp_path, tiny_da
     assert rows[-1]["step"] == 2 and rows[-1]["loss_ce"] > 0
     predictor = load(tmp_path / "teacher" / "model.pt")
     assert predictor.labels.class_names == CocoPanoptic(tiny_data, "val").class_names
+    from edgeseg.export import ExportError, export
+
+    with pytest.raises(ExportError, match="teacher"):
+        export(tmp_path / "teacher" / "model.pt", format="onnx", out=tmp_path / "t_onnx", imgsz=64, check=False)
+    assert not (tmp_path / "t_onnx").exists()
 
     # the trained teacher distils a student: KD terms are logged, the student's checkpoint is a student
     kd_cfg = dataclasses.replace(tiny_train_config(tiny_data, steps=2),

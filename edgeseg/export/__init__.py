@@ -94,6 +94,11 @@ def export(
         raise ExportError(f"--imgsz must be a multiple of 32 and >= 64, got {imgsz}")
     weights = Path(weights)
     ckpt = load_checkpoint(weights)
+    if ckpt["model_config"].get("arch") == "mask2former":
+        # the teacher is the torch reference a user compares against; its MSDeformAttn needs the
+        # dtype fixes TOOLCHAIN.md lists before any exporter accepts it, and no device runs it
+        raise ExportError(f"{weights} is the Mask2Former teacher; edgeseg exports students only "
+                          f"(run the teacher in torch: edgeseg eval / predict --weights {weights})")
     out = Path(out) if out else weights.with_name(f"{weights.stem}_{format}_{precision}_{imgsz}")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
