@@ -80,6 +80,23 @@ def test_prototype_selection_respects_mask_and_resets_empty_queries_per_query():
     assert torch.equal(idx[0, :, 2], free[0, :, 2])
 
 
+def test_soft_prototype_selection_matches_argmax_and_the_mask_rule():
+    """The delegate-friendly formulation (softmax at high temperature) picks the same pixels,
+    including the per-query reset of an empty mask."""
+    torch.manual_seed(0)
+    attn = PrototypeCrossAttention(16, nheads=2).eval()
+    query, memory = torch.randn(1, 3, 16), torch.randn(1, 16, 4, 4)
+    pos = (torch.zeros(8, 4), torch.zeros(8, 4))
+    mask = torch.full((1, 3, 4, 4), -1.0)
+    mask[0, 0, 1, 2] = 1.0
+    mask[0, 1, 3, :] = 1.0
+    with torch.no_grad():
+        hard = attn(query, torch.zeros_like(query), memory, pos, mask)
+        attn.select_temperature = 1e4
+        soft = attn(query, torch.zeros_like(query), memory, pos, mask)
+    torch.testing.assert_close(soft, hard, atol=1e-4, rtol=1e-4)
+
+
 def test_no_infinities_and_finite_outputs_with_all_masks_empty():
     attn = PrototypeCrossAttention(16, nheads=2).eval()
     out = attn(torch.randn(1, 3, 16), torch.zeros(1, 3, 16), torch.randn(1, 16, 4, 4),

@@ -41,6 +41,8 @@ class PrototypeCrossAttention(nn.Module):
         self.alpha = nn.Parameter(torch.ones(dim))
         self.out = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
+        # > 0: the export-only "soft" selection (see ``soft_prototypes``); 0: argmax + gather.
+        self.select_temperature = 0.0
 
     def select(
         self,
@@ -75,6 +77,29 @@ class PrototypeCrossAttention(nn.Module):
         sim = sim + excluded * EXCLUDED_SIMILARITY
         return pix_h, q, sim.argmax(dim=2)
 
+    def soft_prototypes(self, query, query_pos, memory, memory_pos, mask_logits):
+        """Prototypes as ``softmax(T * sim) @ pixels``: at a high temperature the weights are one-hot
+        on the most similar allowed pixel, i.e. argmax + gather, written with ops XNNPACK
+        delegates (MUL, clamp, MEAN, SOFTMAX, BATCH_MATMUL) instead of ArgMax / Gather / Less /
+        Select / ReduceMin, which split a TFLite graph into partitions. An experiment for the
+        TFLite export (benchmarks/tflite_select.py); training and the other exports use argmax."""
+        b, n, d = query.shape
+        h = self.nheads
+        hh, ww = memory.shape[-2:]
+        pixels = self.pixel_linear(self.pixel_proj(memory).permute(0, 2, 3, 1))
+        pixels = F.normalize(add_position_channels_last(pixels, *memory_pos).reshape(b, hh * ww, d), dim=-1)
+        q = F.normalize(self.query_proj(query) + query_pos, dim=-1)
+        pix_h = pixels.reshape(b, -1, h, d // h).transpose(1, 2)  # B,h,HW,dh
+        q_h = q.reshape(b, n, h, d // h).transpose(1, 2)  # B,h,N,dh
+        sim = torch.matmul(q_h, pix_h.transpose(2, 3))  # B,h,N,HW
+        # excluded = 1 where the logit is < 0 (a step written as a steep clamp); a query with no
+        # allowed pixel gets every pixel back: mean(excluded) == 1 <=> (1 - mean) * HW < 1
+        excluded = torch.clamp(mask_logits.detach().flatten(2) * -1e6, 0.0, 1.0)  # B,N,HW
+        has_pixels = torch.clamp((1.0 - excluded.mean(dim=2, keepdim=True)) * (hh * ww), 0.0, 1.0)
+        sim = sim + (excluded * has_pixels).unsqueeze(1) * EXCLUDED_SIMILARITY
+        weights = torch.softmax(sim * self.select_temperature, dim=-1)
+        return pix_h, q, torch.matmul(weights, pix_h)  # B,h,N,dh
+
     def forward(
         self,
         query: torch.Tensor,
@@ -84,9 +109,12 @@ class PrototypeCrossAttention(nn.Module):
         mask_logits: torch.Tensor,
     ) -> torch.Tensor:
         b, n, d = query.shape
-        pix_h, q, index = self.select(query, query_pos, memory, memory_pos, mask_logits)
-        dh = d // self.nheads
-        proto = torch.gather(pix_h, 2, index.unsqueeze(-1).expand(-1, -1, -1, dh))  # B,h,N,dh
+        if self.select_temperature > 0:
+            pix_h, q, proto = self.soft_prototypes(query, query_pos, memory, memory_pos, mask_logits)
+        else:
+            pix_h, q, index = self.select(query, query_pos, memory, memory_pos, mask_logits)
+            dh = d // self.nheads
+            proto = torch.gather(pix_h, 2, index.unsqueeze(-1).expand(-1, -1, -1, dh))  # B,h,N,dh
         proto = proto.transpose(1, 2).reshape(b, n, d)
         # PEM normalises this over the query axis (dim=1 of BxQxD), probably unintended; we
         # normalise over channels so a query's update does not depend on the other queries.
