@@ -96,7 +96,7 @@ def main() -> None:
     out.write_text(json.dumps(record, indent=2))
     for k, r in rows.items():
         print(f"{k:>7}: partitions {r['xnnpack_partitions']}, {r['median_ms_1t']} ms 1t / {r['median_ms_2t']} ms 2t, "
-              f"agreement {r['parity']['agreement']:.4f}, parity {'ok' if r['parity']['passed'] else 'FAILED'}")
+              f"agreement {r['parity']['mask_agreement']:.2f}%, parity {'ok' if r['parity']['passed'] else 'FAILED'}")
     print(f"keep soft selection for TFLite: {keep} -> {out}")
 
 
