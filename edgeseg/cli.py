@@ -142,7 +142,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from edgeseg.backends import load
     from edgeseg.inference.predict_files import predict_files
 
-    predictor = load(args.weights, input_size=args.imgsz, threads=args.threads, thresholds=_thresholds(args))
+    kwargs = _profile(args).load_kwargs() if args.profile else {}
+    if args.threads:
+        kwargs["threads"] = args.threads
+    predictor = load(args.weights, input_size=args.imgsz, thresholds=_thresholds(args), **kwargs)
     for path in predict_files(predictor, args.images, args.out):
         print(f"wrote {path}")
 
@@ -155,13 +158,112 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     print(f"stored object_mask_threshold={record['object_mask_threshold']} in {args.weights}")
 
 
+def _profile(args: argparse.Namespace):
+    from edgeseg.profiles import get_profile
+
+    return get_profile(args.profile)
+
+
 def cmd_export(args: argparse.Namespace) -> None:
+    from edgeseg.errors import EdgesegError
     from edgeseg.export import export
 
-    result = export(args.weights, format=args.format, precision=args.precision, imgsz=args.imgsz, out=args.out,
-                    data=args.data, check=not args.no_check, parity_images=args.parity_images,
-                    overwrite=args.overwrite)
+    prof = _profile(args) if args.profile else None
+    fmt = args.format or (prof.format if prof else None)
+    precision = args.precision or (prof.precision if prof else "fp32")
+    imgsz = args.imgsz or (prof.imgsz if prof else 512)
+    if not fmt:
+        raise EdgesegError("export needs --format onnx|openvino|tflite (or --profile NAME)")
+    if precision == "int8":  # INT8 is a quantization: route to it with the model's recipe
+        from edgeseg.benchmark.artifacts import recipe_for
+        from edgeseg.config import resolve_weights
+        from edgeseg.quantization import quantize
+        from edgeseg.training.checkpoint import load_checkpoint
+
+        weights = resolve_weights(args.weights)
+        name = str(load_checkpoint(weights)["model_config"].get("name", ""))
+        result = quantize(weights, format=fmt, data=args.data, recipe=recipe_for(name, fmt), imgsz=imgsz, out=args.out,
+                          overwrite=args.overwrite)
+    else:
+        from edgeseg.config import resolve_weights
+
+        result = export(resolve_weights(args.weights), format=fmt, precision=precision, imgsz=imgsz, out=args.out,
+                        data=args.data, check=not args.no_check, parity_images=args.parity_images,
+                        overwrite=args.overwrite)
     print(f"wrote {result.path}")
+
+
+def cmd_strip(args: argparse.Namespace) -> None:
+    from edgeseg.training.checkpoint import strip_checkpoint
+
+    r = strip_checkpoint(args.weights, args.out, half=not args.fp32)
+    print(f"wrote {args.out}: {r['parameters'] / 1e6:.2f}M parameters, {r['bytes_in'] / 1e6:.1f} MB -> {r['bytes_out'] / 1e6:.1f} MB")
+
+
+def _parse_combos(items: list[str]) -> tuple[tuple[str, str], ...]:
+    from edgeseg.errors import EdgesegError
+
+    combos = []
+    for item in items:
+        fmt, sep, prec = item.partition(":")
+        if not sep:
+            raise EdgesegError(f"--combos expects FORMAT:PRECISION items (e.g. onnx:int8), got {item!r}")
+        combos.append((fmt, prec))
+    return tuple(combos)
+
+
+def _bench_config(args: argparse.Namespace):
+    from edgeseg.benchmark import QUICK_COMBOS, BenchConfig
+
+    cfg = BenchConfig(data=args.data, work=args.work, progress=not args.no_progress)
+    if args.profile:
+        prof = _profile(args)
+        cfg.combos, cfg.imgsz = tuple(prof.candidates) or ((prof.format, prof.precision),), (prof.imgsz,)
+        cfg.threads = (prof.threads or os.cpu_count() or 1,)
+    if args.quick:
+        cfg.combos, cfg.threads, cfg.val_images = QUICK_COMBOS, (max(cfg.threads),), 50
+    if args.weights:
+        cfg.weights = list(args.weights)
+    if args.combos:
+        cfg.combos = _parse_combos(args.combos)
+    for key in ("threads", "imgsz"):
+        if getattr(args, key):
+            setattr(cfg, key, tuple(getattr(args, key)))
+    for key in ("teacher", "runs", "warmup", "val_images", "calibration_images"):
+        if getattr(args, key) is not None:
+            setattr(cfg, key, getattr(args, key))
+    return cfg
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from edgeseg.benchmark import bench, markdown_table, write_report
+
+    doc = bench(_bench_config(args))
+    paths = write_report(doc, args.out)
+    print(markdown_table(doc))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    import json as _json
+
+    from edgeseg.benchmark.tune import choice_dict, tune
+
+    prof = _profile(args) if args.profile else None
+    result = tune(args.fps, prof, results=args.results, measure=args.measure, weights=args.weights, data=args.data,
+                  export_dir=None if args.no_export else args.out, work=args.work,
+                  runs=args.runs or 50, val_images=args.val_images or 0)
+    print(result.summary())
+    if args.json:
+        Path(args.json).write_text(_json.dumps(choice_dict(result), indent=2))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from edgeseg.demo import demo
+
+    report = demo(out=args.out, data=args.data, quick=args.quick, from_scratch=args.from_scratch,
+                  weights=args.weights, teacher=args.teacher)
+    print(f"report: {report}")
 
 
 def cmd_quantize(args: argparse.Namespace) -> None:
@@ -203,6 +305,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. train.steps=300")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
     p.add_argument("--time-limit", type=float, default=0.0, help="stop (resumable) after N minutes")
+
+
+SHIPPED = "pem_mnv3l_512"  # the trained student committed under models/
+PROFILE_HELP = "device preset: rpi5, jetson-orin-nano, android, intel-cpu, or a YAML file (runtimes/README.md)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,10 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="overlay PNG + panoptic PNG + COCO-panoptic JSON per image")
     p.add_argument("images", nargs="+")
-    p.add_argument("--weights", required=True)
+    p.add_argument("--weights", default=SHIPPED, help=f"model file or shipped model name (default {SHIPPED})")
     p.add_argument("--out", default="predictions")
     p.add_argument("--imgsz", type=int)
     p.add_argument("--threads", type=int)
+    p.add_argument("--profile", help=PROFILE_HELP + " (threads, providers, delegate, OpenVINO hint)")
     _add_threshold_flags(p)
     p.set_defaults(func=cmd_predict)
 
@@ -281,10 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX / OpenVINO IR / TFLite, checked against torch")
-    p.add_argument("--weights", required=True)
-    p.add_argument("--format", required=True, choices=["onnx", "openvino", "tflite"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
-    p.add_argument("--imgsz", type=int, default=512, help="fixed input size S (multiple of 32)")
+    p.add_argument("--weights", default=SHIPPED, help=f"checkpoint or shipped model name (default {SHIPPED})")
+    p.add_argument("--format", choices=["onnx", "openvino", "tflite"], help="default: the --profile's")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default fp32, or the --profile's; int8 quantizes")
+    p.add_argument("--imgsz", type=int, help="fixed input size S (multiple of 32; default 512 or the --profile's)")
+    p.add_argument("--profile", help=PROFILE_HELP)
     p.add_argument("--out", help="output folder (default: beside the weights)")
     p.add_argument("--data", help="COCO-panoptic root for the parity check (default: the checkpoint's)")
     p.add_argument("--parity-images", type=int, default=8)
@@ -303,6 +411,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: beside the weights)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("strip", help="deployable copy of a checkpoint: FP16 weights, no optimizer / history")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", required=True, help="e.g. models/pem_mnv3l_512.pt")
+    p.add_argument("--fp32", action="store_true", help="keep FP32 weights")
+    p.set_defaults(func=cmd_strip)
+
+    p = sub.add_parser("bench", help="FPS against PQ for every model x format x precision x runtime x threads x size")
+    p.add_argument("--weights", nargs="+", help=f"student checkpoints or shipped names (default {SHIPPED})")
+    p.add_argument("--teacher", help="teacher checkpoint: timed and scored in torch FP32 as the reference")
+    p.add_argument("--combos", nargs="+", metavar="FORMAT:PRECISION",
+                   help="e.g. torch:fp32 onnx:int8 (default: torch FP32 + onnx/openvino/tflite x fp32/fp16/int8)")
+    p.add_argument("--threads", nargs="+", type=int, help="thread counts (default 1 2)")
+    p.add_argument("--imgsz", nargs="+", type=int, help="input sizes (default 512)")
+    p.add_argument("--profile", help=PROFILE_HELP + " (its formats, size and threads)")
+    p.add_argument("--quick", action="store_true", help="torch FP32, ONNX FP32, OpenVINO INT8, TFLite FP16; one thread count; 50 val images")
+    p.add_argument("--data", default="data/synth")
+    p.add_argument("--val-images", type=int, help="val images scored per row (default: all)")
+    p.add_argument("--runs", type=int, help="timed runs per row after warm-up (default 50)")
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--calibration-images", type=int, help="INT8 calibration subset (default: the recipe's)")
+    p.add_argument("--work", default="runs/bench", help="artifact cache (reused when the checkpoint is unchanged)")
+    p.add_argument("--out", default="runs/bench/report", help="where bench.json, bench.md, pareto.png go")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("tune", help="best-PQ configuration that meets an FPS budget on a device profile; exports it")
+    p.add_argument("--fps", type=float, required=True)
+    p.add_argument("--profile", help=PROFILE_HELP)
+    p.add_argument("--results", nargs="+", help="benchmark JSON files (bench.json, scaling.json) to choose from")
+    p.add_argument("--measure", action="store_true", help="benchmark the profile's grid on this machine first")
+    p.add_argument("--weights", nargs="+", help=f"students for --measure (default {SHIPPED})")
+    p.add_argument("--data", default="data/synth")
+    p.add_argument("--runs", type=int)
+    p.add_argument("--val-images", type=int)
+    p.add_argument("--work", default="runs/bench")
+    p.add_argument("--out", default="runs/tune", help="export folder of the choice")
+    p.add_argument("--no-export", action="store_true")
+    p.add_argument("--json", help="write the choice and runners-up here")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("demo", help="the whole product on the shipped student: export, INT8, parity, benchmark, report")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--data", default="data/synth", help="built-in data (generated if missing)")
+    p.add_argument("--weights", help=f"student checkpoint (default: the shipped {SHIPPED})")
+    p.add_argument("--teacher", help="teacher checkpoint to include as the torch reference row")
+    p.add_argument("--quick", action="store_true", help="tiny data set and settings (a CI smoke test, about 3 min)")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="regenerate data, train the teacher, distil the student, then the demo (hours on a CPU)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("info", help="parameters and GMACs of a config")
     p.add_argument("--config", required=True)

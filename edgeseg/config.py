@@ -189,6 +189,20 @@ def resolve_config(name_or_path: str | Path) -> Path:
     raise ConfigError(f"no config file {path} and no model named {str(name_or_path)!r} in {MODELS_DIR} (known: {known})")
 
 
+def resolve_weights(name_or_path: str | Path) -> Path:
+    """A checkpoint path as given, or the name of a shipped model under ``models/``
+    (``pem_mnv3l_512`` or ``pem-mnv3l-512`` -> ``models/pem_mnv3l_512.pt``)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix:
+        return path
+    candidate = MODELS_DIR / f"{str(name_or_path).replace('-', '_')}.pt"
+    if candidate.is_file():
+        return candidate
+    shipped = sorted(p.stem for p in MODELS_DIR.glob("*.pt")) if MODELS_DIR.is_dir() else []
+    raise ConfigError(f"no file {path} and no shipped model named {str(name_or_path)!r} in {MODELS_DIR} "
+                          f"(shipped: {shipped})")
+
+
 def load_config(path: str | Path) -> tuple[ModelConfig | TeacherConfig, TrainConfig]:
     """Read a YAML with ``model:`` and optional ``train:`` sections."""
     path = Path(path)

@@ -27,14 +27,17 @@ def load(
     hint: str = "LATENCY",
     delegate: str | None = None,
 ) -> Predictor:
-    """Load a model file into a :class:`Predictor`, choosing the runtime by suffix.
+    """Load a model file (or a shipped model by name, e.g. ``pem_mnv3l_512``) into a
+    :class:`Predictor`, choosing the runtime by suffix.
 
     ``device``: torch device for ``.pt``; OpenVINO device (CPU, GPU, NPU, AUTO) for ``.xml``.
     ``providers``: ONNX Runtime execution providers (default: TensorRT, CUDA, CPU when present).
     ``hint``: OpenVINO LATENCY or THROUGHPUT. ``delegate``: LiteRT external delegate library.
     ``thresholds`` overrides the inference thresholds stored with the model.
     """
-    path = Path(path)
+    from edgeseg.config import resolve_weights
+
+    path = resolve_weights(path)  # a file, or a shipped model's name (models/<name>.pt)
     if not path.is_file():
         raise EdgesegError(f"model file not found: {path}")
     suffix = path.suffix.lower()

@@ -32,6 +32,9 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     os.close(fd)
     try:
         torch.save(data, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -116,3 +119,27 @@ def model_from_checkpoint(ckpt: dict[str, Any], source: str, config: ModelConfig
     model = build_model(cfg, image_size)
     load_state_into(model, ckpt["model"], f"checkpoint {source}")
     return model.eval()
+
+
+# Keys a deployable checkpoint keeps: the weights and what is needed to rebuild, label and
+# threshold them; optimizer state, the per-step history and resume counters are dropped.
+_DEPLOY_KEYS = ("model", "model_config", "label_space", "thresholds", "calibration", "train_config", "metrics", "step")
+
+
+def strip_checkpoint(src: str | Path, dst: str | Path, half: bool = True) -> dict[str, Any]:
+    """Write a deployable copy of ``src``: weights (FP16 if ``half``) plus config, labels and
+    thresholds; no optimizer or training history. Loading casts the weights back to the model's
+    dtype, so an FP16-stored checkpoint runs in FP32 (Ultralytics' ``strip_optimizer`` idea).
+    Returns ``{"bytes_in", "bytes_out", "parameters"}``."""
+    src, dst = Path(src), Path(dst)
+    ckpt = load_checkpoint(src)
+    out = {k: ckpt[k] for k in _DEPLOY_KEYS if k in ckpt}
+    if half:
+        out["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    out["stored_dtype"] = "float16" if half else "float32"
+    out["source"] = {"file": src.name, "sha256": file_sha256(src)}
+    out.pop("format", None)
+    save_checkpoint(dst, out)
+    return {"bytes_in": src.stat().st_size, "bytes_out": dst.stat().st_size,
+            "parameters": int(sum(v.numel() for v in ckpt["model"].values() if v.is_floating_point()))}
+

@@ -1,0 +1,257 @@
+"""``edgeseg bench``: FPS against PQ for every (model, format, precision, runtime, threads, size).
+
+One call, one process, one machine state:
+1. build or reuse each artifact (export with parity / quantize with its PQ check; failures
+   become rows with their reason);
+2. score each artifact on the val split through its runtime (PQ / SQ / RQ, things / stuff, mIoU);
+3. peak RSS of each artifact in a fresh process;
+4. per thread count, load every artifact and time them *interleaved*: warm-up, then ``runs``
+   rounds of (preprocess -> forward -> postprocess), median and p90 of the forward and of the
+   whole frame; FPS is frames per second of the whole frame, what a device delivers;
+5. GMACs from the model config, and compute efficiency: 2 x GMACs / forward latency against
+   this CPU's measured single-core FP32 GEMM peak x threads.
+The document (rows, machine, the student-vs-teacher comparison) is written as JSON, a markdown
+table and a Pareto PNG by :mod:`edgeseg.benchmark.report`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeseg.benchmark.artifacts import RUNTIME_OF, Artifact, build_artifact
+from edgeseg.benchmark.measure import (machine_description, peak_rss_mb, sgemm_peak_gflops_per_core,
+                                       summarize_ms, time_interleaved)
+from edgeseg.errors import EdgesegError
+
+# The default grid: the student in torch FP32 (the training framework, the baseline a user has)
+# and every exported runtime at every precision.
+DEFAULT_COMBOS: tuple[tuple[str, str], ...] = (
+    ("torch", "fp32"),
+    ("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"),
+    ("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8"),
+    ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8"),
+)
+# --quick: the baseline and one fast row per runtime.
+QUICK_COMBOS: tuple[tuple[str, str], ...] = (("torch", "fp32"), ("onnx", "fp32"), ("openvino", "int8"),
+                                             ("tflite", "fp16"))
+
+
+@dataclass
+class BenchConfig:
+    """What to measure. ``weights``: student checkpoints (paths or shipped model names)."""
+
+    weights: list[str] = field(default_factory=lambda: ["pem_mnv3l_512"])
+    combos: tuple[tuple[str, str], ...] = DEFAULT_COMBOS
+    threads: tuple[int, ...] = (1, 2)
+    imgsz: tuple[int, ...] = (512,)
+    teacher: str | None = None  # a teacher checkpoint, timed and scored in torch FP32 as the reference
+    data: str = "data/synth"
+    val_images: int = 0  # 0 = the whole val split
+    runs: int = 50
+    warmup: int = 5
+    parity_images: int = 8
+    calibration_images: int | None = None  # INT8 calibration subset (default: the recipe's)
+    quant_validation_images: int | None = None  # INT8 PQ-check images (default: the recipe's)
+    work: str = "runs/bench"  # artifact cache
+    memory: bool = True  # peak RSS per artifact (a child process each)
+    progress: bool = True
+
+    def validate(self) -> "BenchConfig":
+        from edgeseg.profiles import FORMATS, PRECISIONS
+
+        if not self.weights:
+            raise EdgesegError("bench needs at least one student checkpoint (--weights)")
+        for fmt, prec in self.combos:
+            if fmt not in FORMATS or prec not in PRECISIONS:
+                raise EdgesegError(f"bench: unknown format / precision {fmt}:{prec}; formats {FORMATS}, "
+                                   f"precisions {PRECISIONS}")
+        for s in self.imgsz:
+            if int(s) % 32 or int(s) < 64:
+                raise EdgesegError(f"bench: input size {s} must be a multiple of 32 and >= 64")
+        if any(t < 1 for t in self.threads):
+            raise EdgesegError(f"bench: thread counts must be >= 1, got {self.threads}")
+        if self.runs < 1:
+            raise EdgesegError(f"bench: --runs must be >= 1, got {self.runs}")
+        if not Path(self.data).is_dir():
+            raise EdgesegError(f"bench: data set {self.data} not found (generate it: edgeseg data synth --out {self.data})")
+        return self
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def _model_name(weights: Path) -> tuple[str, str, dict]:
+    from edgeseg.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(weights)
+    cfg = ckpt["model_config"]
+    role = "teacher" if cfg.get("arch") == "mask2former" else "student"
+    return str(cfg.get("name", weights.stem)), role, cfg
+
+
+def _gmacs(cfg: dict, imgsz: int) -> float | None:
+    try:
+        from edgeseg.config import model_config_from_dict
+        from edgeseg.modeling.complexity import model_info
+
+        return float(model_info(model_config_from_dict(cfg), imgsz)["gmacs"])
+    except ImportError:  # device install without torch
+        return None
+
+
+def _file_mb(path: Path) -> float:
+    size = path.stat().st_size
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        size += path.with_suffix(".bin").stat().st_size
+    return round(size / 1e6, 2)
+
+
+def _load(art: Artifact, threads: int):
+    from edgeseg.backends import load
+
+    if art.format == "torch":
+        return load(art.path, input_size=art.imgsz, threads=threads)
+    return load(art.path, threads=threads)
+
+
+def _frame_step(predictor, image):
+    """One timed frame: numpy preprocess, runtime forward, numpy panoptic postprocess."""
+    from edgeseg.inference.postprocess import postprocess
+    from edgeseg.inference.preprocess import preprocess
+
+    t = predictor.thresholds
+
+    def step() -> dict[str, float]:
+        t0 = time.perf_counter()
+        x, letterbox = preprocess(image, predictor.input_size, predictor.mean, predictor.std)
+        t1 = time.perf_counter()
+        cls, masks = predictor.adapter.forward(x)
+        t2 = time.perf_counter()
+        postprocess(cls, masks, letterbox, predictor.labels, tasks=("panoptic",),
+                    object_mask_threshold=t.object_mask_threshold, overlap_threshold=t.overlap_threshold,
+                    mask_threshold=t.mask_threshold)
+        t3 = time.perf_counter()
+        return {"forward": t2 - t1, "frame": t3 - t0}
+
+    return step
+
+
+def _accuracy(art: Artifact, threads: int, dataset, val_images: int) -> dict[str, Any]:
+    from edgeseg.evaluation.evaluate import evaluate
+
+    m = evaluate(_load(art, threads), dataset, max_images=val_images, progress=False)
+    return {k: round(float(m[k]), 2) for k in ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou")} | {"val_images": m["images"]}
+
+
+def bench(cfg: BenchConfig) -> dict[str, Any]:
+    """Run the benchmark; returns the document ``report.write_report`` writes (rows + summary)."""
+    from edgeseg.data.coco_panoptic import CocoPanoptic
+    from edgeseg.config import resolve_weights
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    cfg.validate()
+    started = time.perf_counter()
+    students = [resolve_weights(w) for w in cfg.weights]
+    for w in students + ([Path(cfg.teacher)] if cfg.teacher else []):
+        if not Path(w).is_file():
+            raise EdgesegError(f"bench: checkpoint not found: {w}")
+    dataset = CocoPanoptic(cfg.data, "val")
+    n_val = len(dataset) if cfg.val_images <= 0 else min(cfg.val_images, len(dataset))
+
+    jobs = [(w, fmt, prec, s) for w in students for s in cfg.imgsz for fmt, prec in cfg.combos]
+    if cfg.teacher:
+        jobs += [(Path(cfg.teacher), "torch", "fp32", s) for s in cfg.imgsz]
+
+    # 1. artifacts
+    artifacts: list[Artifact] = []
+    with _progress(len(jobs), "export", cfg.progress) as bar:
+        for w, fmt, prec, s in jobs:
+            bar.set_postfix_str(f"{w.stem} {fmt} {prec} {s}")
+            artifacts.append(build_artifact(w, fmt, prec, s, cfg.work, cfg.data, cfg.parity_images,
+                                            cfg.calibration_images, cfg.quant_validation_images))
+            bar.update()
+    ok = [a for a in artifacts if a.ok]
+    info = {w: _model_name(w) for w in {a.weights for a in artifacts}}
+    gmacs = {(a.weights, a.imgsz): None for a in artifacts}
+    for key in gmacs:
+        gmacs[key] = _gmacs(info[key[0]][2], key[1])
+
+    # 2. accuracy and 3. memory, once per artifact
+    accuracy: dict[int, dict] = {}
+    memory: dict[int, float | None] = {}
+    with _progress(len(ok), f"PQ on {n_val} val images", cfg.progress) as bar:
+        for a in ok:
+            bar.set_postfix_str(f"{a.weights.stem} {a.format} {a.precision} {a.imgsz}")
+            try:
+                accuracy[id(a)] = _accuracy(a, max(cfg.threads), dataset, n_val)
+            except Exception as exc:  # noqa: BLE001 - a runtime that loads but fails to run is a row
+                a.status, a.reason = "failed", f"evaluation failed: {type(exc).__name__}: {exc}"[:400]
+            bar.update()
+    ok = [a for a in ok if a.ok]
+    if cfg.memory:
+        with _progress(len(ok), "peak RSS", cfg.progress) as bar:
+            for a in ok:
+                memory[id(a)] = peak_rss_mb(a.path, 1, a.imgsz if a.format == "torch" else None)
+                bar.update()
+
+    # 4. latency, interleaved, per thread count
+    image = dataset.load_raw(0).image
+    timings: dict[tuple[int, int], dict] = {}
+    torch = None
+    if any(a.format == "torch" for a in ok):
+        import torch  # only for torch rows: the device install benchmarks its runtime without it
+
+    for threads in cfg.threads:
+        if torch is not None:
+            torch.set_num_threads(threads)
+        steps = {}
+        for a in ok:
+            steps[id(a)] = _frame_step(_load(a, threads), image)
+        with _progress(cfg.warmup + cfg.runs, f"timing {threads} thread(s), {len(steps)} models", cfg.progress) as bar:
+            times = time_interleaved(steps, cfg.runs, cfg.warmup, on_round=lambda i: bar.update())
+        for key, split in times.items():
+            timings[(key, threads)] = {name: summarize_ms(v) for name, v in split.items()}
+        del steps
+
+    peak_core = sgemm_peak_gflops_per_core()
+    rows = []
+    for a in artifacts:
+        name, role, _cfg = info[a.weights]
+        base = {"model": name, "role": role, "weights": str(a.weights), "format": a.format,
+                "runtime": RUNTIME_OF[a.format], "precision": a.precision, "imgsz": a.imgsz,
+                "status": a.status, "reason": a.reason, "cached": a.cached, "build_seconds": a.build_seconds,
+                "artifact": str(a.path) if a.path else None,
+                "file_mb": _file_mb(a.path) if a.ok and a.path else None,
+                "gmacs": gmacs[(a.weights, a.imgsz)],
+                "parity": {k: a.parity.get(k) for k in ("images", "mask_agreement", "pq_reference", "pq_artifact")}
+                if a.parity else None}
+        for threads in cfg.threads:
+            row = dict(base, threads=threads)
+            t = timings.get((id(a), threads))
+            if a.ok and t:
+                fwd, frame = t["forward"], t["frame"]
+                row.update(forward_ms=fwd["median_ms"], forward_p90_ms=fwd["p90_ms"], frame_ms=frame["median_ms"],
+                           frame_p90_ms=frame["p90_ms"], fps=round(1000.0 / frame["median_ms"], 2),
+                           fps_forward=round(1000.0 / fwd["median_ms"], 2), timed_runs=fwd["runs"],
+                           peak_rss_mb=memory.get(id(a)), **accuracy.get(id(a), {}))
+                if row["gmacs"] and peak_core:
+                    achieved = 2 * row["gmacs"] / (fwd["median_ms"] / 1000.0)
+                    row.update(gflops=round(achieved, 1), efficiency_pct=round(100 * achieved / (peak_core * threads), 1))
+            rows.append(row)
+    doc = {
+        "command": "edgeseg bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None,
+        "config": asdict(cfg), "machine": machine_description() | {"sgemm_gflops_per_core": peak_core},
+        "rows": rows, "seconds": round(time.perf_counter() - started, 1),
+    }
+    from edgeseg.benchmark.report import mark_pareto, student_vs_teacher
+
+    mark_pareto(rows)
+    doc["student_vs_teacher"] = student_vs_teacher(rows)
+    return doc

@@ -1,0 +1,153 @@
+"""Benchmark output: Pareto front, student-vs-teacher ratio, JSON, markdown table, FPS-vs-PQ PNG."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# The issue's goals for the student against the teacher a user would otherwise run.
+GOAL_SPEEDUP = 15.0
+GOAL_PQ_SHARE = 85.0
+
+
+def _measured(row: dict) -> bool:
+    return row.get("status") != "failed" and row.get("fps") is not None and row.get("pq") is not None
+
+
+def mark_pareto(rows: list[dict]) -> None:
+    """Set ``row["pareto"]``: True when no other measured row is at least as fast *and* at least as
+    accurate, and strictly better in one of the two."""
+    pts = [r for r in rows if _measured(r)]
+    for r in rows:
+        r["pareto"] = False
+    for r in pts:
+        r["pareto"] = not any(o is not r and o["fps"] >= r["fps"] and o["pq"] >= r["pq"]
+                              and (o["fps"] > r["fps"] or o["pq"] > r["pq"]) for o in pts)
+
+
+def student_vs_teacher(rows: list[dict]) -> list[dict]:
+    """Per (input size, threads): the fastest measured student row against the teacher's torch FP32
+    row, FPS ratio and the student's PQ as a share of the teacher's, with the goals (>= 15x at
+    >= 85 %)."""
+    out = []
+    teachers = [r for r in rows if r.get("role") == "teacher" and _measured(r)]
+    for t in teachers:
+        peers = [r for r in rows if r.get("role") == "student" and _measured(r)
+                 and r["imgsz"] == t["imgsz"] and r["threads"] == t["threads"]]
+        if not peers:
+            continue
+        s = max(peers, key=lambda r: r["fps"])
+        speedup = s["fps"] / t["fps"]
+        share = 100.0 * s["pq"] / t["pq"] if t["pq"] > 0 else float("inf")
+        out.append({"imgsz": t["imgsz"], "threads": t["threads"], "teacher": t["model"], "teacher_fps": t["fps"],
+                    "teacher_pq": t["pq"], "student": s["model"], "student_runtime": s["runtime"],
+                    "student_precision": s["precision"], "student_fps": s["fps"], "student_pq": s["pq"],
+                    "speedup": round(speedup, 2), "pq_share_pct": round(share, 1),
+                    "goal": f">= {GOAL_SPEEDUP:g}x at >= {GOAL_PQ_SHARE:g} % of the teacher's PQ",
+                    "met": bool(speedup >= GOAL_SPEEDUP and share >= GOAL_PQ_SHARE)})
+    return out
+
+
+def _fmt(v: Any, spec: str = "") -> str:
+    if v is None or v == "":
+        return ""
+    return format(v, spec) if spec else str(v)
+
+
+def markdown_table(doc: dict) -> str:
+    """The rows as a markdown table (failed rows keep their reason), then the teacher comparison."""
+    head = ("| model | runtime | precision | size | threads | status | MB | frame ms (p90) | FPS | forward ms | "
+            "peak RSS MB | PQ | SQ | RQ | PQ th / st | mIoU | GMACs | eff. % | Pareto |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in doc["rows"]:
+        if r["status"] == "failed":
+            lines.append(f"| {r['model']} | {r['runtime']} | {r['precision']} | {r['imgsz']} | {r['threads']} | "
+                         f"failed: {r['reason'][:160].replace('|', '/')} |" + " |" * 13)
+            continue
+        th_st = f"{r['pq_things']:.1f} / {r['pq_stuff']:.1f}" if r.get("pq_things") is not None else ""
+        lines.append(
+            f"| {r['model']} | {r['runtime']} | {r['precision']} | {r['imgsz']} | {r['threads']} | {r['status']} | "
+            f"{_fmt(r.get('file_mb'), '.1f')} | {_fmt(r.get('frame_ms'), '.1f')} ({_fmt(r.get('frame_p90_ms'), '.1f')}) | "
+            f"{_fmt(r.get('fps'), '.1f')} | {_fmt(r.get('forward_ms'), '.1f')} | {_fmt(r.get('peak_rss_mb'), '.0f')} | "
+            f"{_fmt(r.get('pq'), '.1f')} | {_fmt(r.get('sq'), '.1f')} | {_fmt(r.get('rq'), '.1f')} | {th_st} | "
+            f"{_fmt(r.get('miou'), '.1f')} | {_fmt(r.get('gmacs'), '.2f')} | {_fmt(r.get('efficiency_pct'), '.1f')} | "
+            f"{'**yes**' if r.get('pareto') else ''} |")
+    if doc.get("student_vs_teacher"):
+        lines += ["", "| size | threads | teacher torch FP32 FPS / PQ | fastest student | FPS / PQ | speed-up | PQ share | goal met |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in doc["student_vs_teacher"]:
+            lines.append(f"| {c['imgsz']} | {c['threads']} | {c['teacher_fps']:.2f} / {c['teacher_pq']:.1f} | "
+                         f"{c['student_runtime']} {c['student_precision']} | {c['student_fps']:.1f} / {c['student_pq']:.1f} | "
+                         f"x{c['speedup']:.1f} | {c['pq_share_pct']:.0f} % | {'yes' if c['met'] else 'no'} ({c['goal']}) |")
+    m = doc.get("machine", {})
+    lines += ["", f"Machine: {m.get('cpu')}, {m.get('cores')} cores ({', '.join(m.get('isa', []))}); measured FP32 GEMM "
+              f"peak {m.get('sgemm_gflops_per_core')} GFLOP/s per core. FPS = 1 / median whole-frame latency "
+              f"(numpy preprocess + runtime + numpy panoptic postprocess), rows timed interleaved after warm-up."]
+    return "\n".join(lines) + "\n"
+
+
+def pareto_plot(rows: list[dict], path: str | Path, title: str = "edgeseg: FPS against PQ") -> Path | None:
+    """FPS (log x) against PQ, one labelled point per measured row, the Pareto front as a step line.
+    Returns None (and writes nothing) when matplotlib is not installed (device installs)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    pts = [r for r in rows if _measured(r)]
+    colors = {"torch": "tab:gray", "onnxruntime": "tab:blue", "openvino": "tab:purple", "litert": "tab:orange"}
+    markers = {1: "o", 2: "s", 4: "^"}
+    fig, ax = plt.subplots(figsize=(11, 7), dpi=110)
+    for r in pts:
+        ax.scatter(r["fps"], r["pq"], s=70 if r.get("pareto") else 40, c=colors.get(r["runtime"], "k"),
+                   marker=markers.get(r["threads"], "D"), edgecolors="k" if r.get("pareto") else "none", zorder=3)
+        label = f"{r['model'] if r['role'] == 'teacher' else ''}{r['runtime']} {r['precision']} {r['imgsz']} {r['threads']}t"
+        ax.annotate(label.strip(), (r["fps"], r["pq"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    front = sorted((r for r in pts if r.get("pareto")), key=lambda r: r["fps"])
+    if front:
+        ax.step([r["fps"] for r in front], [r["pq"] for r in front], where="post", color="tab:red", lw=1.2,
+                label="Pareto front", zorder=2)
+    for runtime, c in colors.items():
+        if any(r["runtime"] == runtime for r in pts):
+            ax.scatter([], [], c=c, label=runtime)
+    for t, mk in markers.items():
+        if any(r["threads"] == t for r in pts):
+            ax.scatter([], [], c="w", edgecolors="k", marker=mk, label=f"{t} thread(s)")
+    ax.set_xscale("log")
+    ax.set_xlabel("FPS (whole frame, median)")
+    ax.set_ylabel("PQ (val)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def write_report(doc: dict, out: str | Path, stem: str = "bench") -> dict[str, Path]:
+    """``<stem>.json``, ``<stem>.md`` and ``pareto.png`` (if matplotlib is there) in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
+    _atomic_text(paths["json"], json.dumps(doc, indent=2))
+    _atomic_text(paths["md"], markdown_table(doc))
+    png = pareto_plot(doc["rows"], out / ("pareto.png" if stem == "bench" else f"{stem}_pareto.png"))
+    if png:
+        paths["png"] = png
+    return paths

@@ -1,0 +1,182 @@
+"""``edgeseg demo``: the whole product in one command, on the shipped student and the built-in data.
+
+1. the built-in data set (generated if missing);
+2. the student: the trained one under ``models/`` (``--from-scratch``: train the Mask2Former
+   teacher, distil the student from it and calibrate it first);
+3. ``bench``: export to ONNX / OpenVINO / TFLite in FP32 / FP16, INT8 with NNCF / ONNX Runtime /
+   ai-edge-quantizer, parity / PQ-drop check of each, PQ on val and interleaved latency of every
+   row (+ the teacher in torch FP32 when there is one);
+4. a report folder: ``report.md`` (the table, the teacher comparison), ``bench.json``,
+   ``pareto.png``, and ``overlays/`` with the same images through several runtimes side by side.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from edgeseg.benchmark.bench import DEFAULT_COMBOS, BenchConfig, bench
+from edgeseg.benchmark.report import markdown_table, write_report
+from edgeseg.errors import EdgesegError
+
+SHIPPED = "pem_mnv3l_512"
+
+
+@dataclass
+class DemoSettings:
+    """The demo's knobs: the full run (<= 15 min on 2 CPU cores with the cache empty) or ``quick``."""
+
+    imgsz: int = 512
+    threads: tuple[int, ...] = (1, 2)
+    val_images: int = 50
+    runs: int = 50
+    warmup: int = 5
+    parity_images: int = 8
+    calibration_images: int = 100
+    quant_validation_images: int = 50
+    overlay_images: int = 3
+    # --from-scratch training budgets (the recorded recipes: benchmarks/train_recipe.py)
+    teacher_steps: int = 600
+    student_steps: int = 1500
+
+
+QUICK = DemoSettings(imgsz=128, threads=(1,), val_images=4, runs=5, warmup=1, parity_images=2, calibration_images=8,
+                     quant_validation_images=4, overlay_images=1, teacher_steps=2, student_steps=2)
+
+
+def _log(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_data(root: str | Path, quick: bool, regenerate: bool = False) -> Path:
+    """The built-in data set at ``root``: generated if missing (``quick``: 24 train / 6 val images
+    at 128 px, a few seconds; otherwise the fixed 2000 / 200 set at 256 px)."""
+    from edgeseg.data.synth import SynthConfig, generate_synthetic
+
+    root = Path(root)
+    if (root / "annotations").is_dir() and not regenerate:
+        return root
+    cfg = SynthConfig(image_size=128, num_train=24, num_val=6) if quick else SynthConfig()
+    _log(f"generating the built-in data set in {root} ({cfg.num_train} train / {cfg.num_val} val)")
+    return generate_synthetic(root, seed=0, config=cfg, overwrite=regenerate, workers=os.cpu_count() or 1)
+
+
+def train_from_scratch(data: Path, out: Path, settings: DemoSettings) -> tuple[Path, Path]:
+    """Teacher (Mask2Former Swin-T) -> distilled default student -> calibrated threshold.
+    Returns ``(student, teacher)`` checkpoints. Resumable: re-running continues both runs."""
+    from edgeseg.config import load_config, resolve_config
+    from edgeseg.evaluation.calibrate import calibrate_checkpoint
+    from edgeseg.training.trainer import train
+
+    t_model, t_train = load_config(resolve_config("teacher-swint"))
+    t_train = replace(t_train, data=str(data), steps=settings.teacher_steps, eval_every=0)
+    _log(f"training the teacher: {settings.teacher_steps} steps -> {out / 'teacher'}")
+    train(t_model, t_train, out / "teacher")
+    teacher = out / "teacher" / "model.pt"
+
+    s_model, s_train = load_config(resolve_config(SHIPPED))
+    kd = replace(s_train.kd, teacher=str(teacher))
+    s_train = replace(s_train, data=str(data), steps=settings.student_steps, kd=kd,
+                      warmup_steps=min(s_train.warmup_steps, max(settings.student_steps // 10, 1)),
+                      shape_pretrain_steps=min(s_train.shape_pretrain_steps, 50 * settings.student_steps))
+    _log(f"distilling the student: {settings.student_steps} steps -> {out / 'student'}")
+    train(s_model, s_train, out / "student")
+    student = out / "student" / "model.pt"
+    calibrate_checkpoint(str(student), str(data), split="train", images=min(100, 4 * settings.val_images))
+    return student, teacher
+
+
+def _overlays(doc: dict, data: Path, out: Path, n: int) -> list[Path]:
+    """Side-by-side overlays of the same val images: input, torch, then one row per exported
+    runtime (its fastest precision that passed)."""
+    from edgeseg.backends import load
+    from edgeseg.data.coco_panoptic import CocoPanoptic
+    from edgeseg.data.image_io import write_png
+    from edgeseg.inference.visualize import draw_panoptic, side_by_side
+
+    ok = [r for r in doc["rows"] if r["status"] != "failed" and r.get("fps") and r["role"] == "student"]
+    picks: dict[str, dict] = {}
+    for r in sorted(ok, key=lambda r: -r["fps"]):
+        picks.setdefault(r["runtime"], r)
+    order = [rt for rt in ("torch", "onnxruntime", "openvino", "litert") if rt in picks]
+    if not order:
+        return []
+    models = []
+    for rt in order:
+        r = picks[rt]
+        path = Path(r["artifact"])
+        models.append((f"{rt} {r['precision']}", load(path, input_size=r["imgsz"]) if path.suffix == ".pt" else load(path)))
+    ds = CocoPanoptic(data, "val")
+    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    written = []
+    for i in range(min(n, len(ds))):
+        sample = ds.load_raw(i)
+        tiles, titles = [sample.image], ["input"]
+        for title, predictor in models:
+            tiles.append(draw_panoptic(sample.image, predictor.predict(sample.image)))
+            titles.append(title)
+        path = out / "overlays" / f"{Path(str(sample.file_name)).stem}.png"
+        write_png(path, side_by_side(tiles, titles, height=max(256, sample.image.shape[0])))
+        written.append(path)
+    return written
+
+
+def _report(doc: dict, out: Path, overlays: list[Path], command: str, minutes: float) -> Path:
+    svt = doc.get("student_vs_teacher") or []
+    lines = [
+        "# edgeseg demo report", "",
+        f"Command: `{command}` ({minutes:.1f} min on {doc['machine'].get('cpu')}, {doc['machine'].get('cores')} cores).",
+        f"Student: `{doc['config']['weights'][0]}`; data: `{doc['config']['data']}` "
+        f"(PQ on {doc['config']['val_images'] or 'all'} val images per row); artifacts: `{doc['config']['work']}`.", "",
+        "## FPS against PQ", "", markdown_table(doc), "![FPS against PQ](pareto.png)", "",
+    ]
+    if not svt:
+        lines += ["No teacher row: pass `--teacher runs/teacher/model.pt` (or run `--from-scratch`) to compare "
+                  "against the Mask2Former teacher in torch FP32.", ""]
+    if overlays:
+        lines += ["## The same images through each runtime", ""]
+        lines += [f"![{p.stem}](overlays/{p.name})" for p in overlays]
+    failed = [r for r in doc["rows"] if r["status"] == "failed"]
+    if failed:
+        lines += ["", "## Failed rows", ""]
+        lines += sorted({f"- {r['runtime']} {r['precision']} {r['imgsz']}: {r['reason']}" for r in failed})
+    path = out / "report.md"
+    tmp = out / ".report.md.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def demo(out: str | Path = "runs/demo", data: str | Path = "data/synth", quick: bool = False,
+         from_scratch: bool = False, weights: str | None = None, teacher: str | None = None,
+         settings: DemoSettings | None = None, progress: bool = True) -> Path:
+    """Run the demo and return the path of ``report.md``. ``quick``: tiny data and settings, the
+    same code path (CI runs it). ``from_scratch``: train teacher + distilled student first."""
+    start = time.perf_counter()
+    settings = settings or (QUICK if quick else DemoSettings())
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(data) if not quick or str(data) != "data/synth" else out / "data"
+    data = ensure_data(data, quick, regenerate=from_scratch and not quick)
+    if from_scratch:
+        weights, teacher = map(str, train_from_scratch(data, out / "train", settings))
+    weights = weights or SHIPPED
+    if teacher and not Path(teacher).is_file():
+        raise EdgesegError(f"demo: teacher checkpoint not found: {teacher}")
+    cfg = BenchConfig(weights=[weights], combos=DEFAULT_COMBOS, threads=settings.threads, imgsz=(settings.imgsz,),
+                      teacher=teacher, data=str(data), val_images=settings.val_images, runs=settings.runs,
+                      warmup=settings.warmup, parity_images=settings.parity_images,
+                      calibration_images=settings.calibration_images,
+                      quant_validation_images=settings.quant_validation_images, work=str(out / "artifacts"),
+                      progress=progress)
+    _log(f"benchmarking {weights} at {settings.imgsz}px: {len(cfg.combos)} format x precision rows, "
+         f"threads {settings.threads}{' + teacher' if teacher else ''}")
+    doc = bench(cfg)
+    write_report(doc, out)
+    overlays = _overlays(doc, data, out, settings.overlay_images)
+    command = "edgeseg demo" + (" --quick" if quick else "") + (" --from-scratch" if from_scratch else "")
+    report = _report(doc, out, overlays, command, (time.perf_counter() - start) / 60)
+    _log(f"done in {(time.perf_counter() - start) / 60:.1f} min: {report}")
+    return report

@@ -1,0 +1,164 @@
+"""Benchmark, tuner, device profiles, shipped student, stripped checkpoints."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import tiny_model_config, tiny_train_config
+from edgeseg.benchmark import BenchConfig, bench, mark_pareto, markdown_table, select, student_vs_teacher, write_report
+from edgeseg.benchmark.tune import TuneError, load_rows
+from edgeseg.config import MODELS_DIR, resolve_weights
+from edgeseg.errors import ConfigError, EdgesegError
+from edgeseg.profiles import PROFILES, get_profile
+from edgeseg.training.trainer import train
+
+
+def _row(runtime="onnxruntime", precision="fp32", fps=10.0, pq=50.0, threads=2, imgsz=512, role="student", **kw):
+    fmt = {"onnxruntime": "onnx", "litert": "tflite"}.get(runtime, runtime)
+    return {"model": "m", "role": role, "weights": "w.pt", "runtime": runtime, "format": fmt, "precision": precision,
+            "imgsz": imgsz, "threads": threads, "status": "parity ok", "reason": "", "fps": fps, "pq": pq,
+            "file_mb": 10.0, **kw}
+
+
+def test_pareto_front_marks_only_undominated_rows():
+    rows = [_row(fps=10, pq=50), _row(fps=20, pq=40), _row(fps=5, pq=45), _row(fps=20, pq=39),
+            dict(_row(fps=100, pq=90), status="failed", fps=None, pq=None)]
+    mark_pareto(rows)
+    assert [r["pareto"] for r in rows] == [True, True, False, False, False]
+
+
+def test_student_vs_teacher_ratio_and_goal():
+    rows = [_row("torch", fps=1.0, pq=40.0, role="teacher"), _row("openvino", "int8", fps=20.0, pq=35.0),
+            _row("onnxruntime", fps=16.0, pq=45.0), _row("openvino", "int8", fps=99.0, pq=35.0, threads=1)]
+    (c,) = student_vs_teacher(rows)
+    assert c["student_runtime"] == "openvino" and c["speedup"] == 20.0 and c["pq_share_pct"] == 87.5 and c["met"]
+    rows[1]["pq"] = 30.0  # 75 % of the teacher's PQ: goal missed
+    assert not student_vs_teacher(rows)[0]["met"]
+
+
+def test_report_files_table_and_plot(tmp_path):
+    rows = [_row(fps=10, pq=50, pq_things=20.0, pq_stuff=90.0), dict(_row("litert", "int8"), status="failed",
+                                                                     reason="converter | crashed", fps=None, pq=None)]
+    mark_pareto(rows)
+    doc = {"rows": rows, "machine": {"cpu": "x", "cores": 2, "isa": []}, "student_vs_teacher": []}
+    paths = write_report(doc, tmp_path)
+    assert json.loads(paths["json"].read_text())["rows"][0]["pareto"] is True
+    md = paths["md"].read_text()
+    assert "**yes**" in md and "failed: converter / crashed" in md
+    assert paths["png"].stat().st_size > 10_000 and paths["png"].read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.glob(".*"))  # no temp files left
+
+
+def test_tune_picks_best_pq_within_budget_and_respects_profile():
+    rows = [_row("litert", "fp16", fps=31, pq=40, threads=2, imgsz=384),
+            _row("litert", "fp32", fps=29, pq=48, threads=2, imgsz=384),
+            _row("litert", "int8", fps=45, pq=38, threads=2, imgsz=256),
+            _row("openvino", "int8", fps=90, pq=60, threads=2, imgsz=512),  # not an rpi5 runtime
+            _row("litert", "fp16", fps=60, pq=99, threads=1, imgsz=384, role="teacher")]
+    res = select(rows, 30, get_profile("rpi5"))
+    assert (res.choice["precision"], res.choice["imgsz"]) == ("fp16", 384)
+    assert [r["precision"] for r in res.runners_up] == ["int8"]
+    assert res.near_misses[0]["pq"] == 48
+    assert any("4 threads" in n for n in res.notes)  # rpi5 runs 4, only 2 were recorded
+    assert select(rows, 30).choice["runtime"] == "openvino"  # no profile: every runtime
+    with pytest.raises(TuneError, match="fastest measured is litert int8 at 256px"):
+        select(rows, 100, get_profile("rpi5"))
+    with pytest.raises(TuneError, match="--fps must be > 0"):
+        select(rows, 0)
+
+
+def test_tune_reads_results_files_and_names_bad_ones(tmp_path):
+    good = tmp_path / "bench.json"
+    good.write_text(json.dumps({"rows": [_row()], "machine": {"cpu": "x"}}))
+    rows, machines = load_rows([good])
+    assert rows[0]["source"] == str(good) and machines == [{"cpu": "x"}]
+    with pytest.raises(TuneError, match="not found"):
+        load_rows([tmp_path / "missing.json"])
+    (tmp_path / "other.json").write_text(json.dumps({"a": 1}))
+    with pytest.raises(TuneError, match="other.json: not an edgeseg benchmark"):
+        load_rows([tmp_path / "other.json"])
+
+
+def test_profiles_presets_and_yaml(tmp_path):
+    assert set(PROFILES) == {"rpi5", "jetson-orin-nano", "android", "intel-cpu"}
+    assert get_profile("jetson-orin-nano").load_kwargs()["providers"][0] == "TensorrtExecutionProvider"
+    with pytest.raises(ConfigError, match="unknown device profile 'pi'.*rpi5"):
+        get_profile("pi")
+    f = tmp_path / "board.yaml"
+    f.write_text("format: onnx\nprecision: int8\nthreads: 8\nimgsz: 320\ncandidates: [[onnx, int8]]\nsizes: [320]\n")
+    p = get_profile(f)
+    assert (p.name, p.candidates, p.sizes) == ("board", (("onnx", "int8"),), (320,))
+    f.write_text("format: onnx\nprecision: fp32\nthreads: 1\nimgsz: 300\n")
+    with pytest.raises(ConfigError, match="300 must be a multiple of 32"):
+        get_profile(f)
+    f.write_text("format: onnx\nprecision: fp32\nthreads: 1\nimgsz: 320\ngpu: yes\n")
+    with pytest.raises(ConfigError, match="unknown profile fields \\['gpu'\\]"):
+        get_profile(f)
+
+
+def test_shipped_student_loads_by_name_and_predicts():
+    from edgeseg.backends import load
+
+    path = resolve_weights("pem-mnv3l-512")
+    assert path == MODELS_DIR / "pem_mnv3l_512.pt" and path.stat().st_size < 20e6  # FP16 weights
+    predictor = load("pem_mnv3l_512", input_size=128)
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    result = predictor.predict(image)
+    assert result.panoptic.shape == (96, 128) and predictor.thresholds.object_mask_threshold == 0.3
+    with pytest.raises(ConfigError, match="no shipped model named 'nope'.*pem_mnv3l_512"):
+        resolve_weights("nope")
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory, tiny_data) -> Path:
+    run = tmp_path_factory.mktemp("bench_run")
+    train(tiny_model_config(dec_layers=2), tiny_train_config(tiny_data, steps=2), run, progress=False)
+    return run / "model.pt"
+
+
+def test_strip_checkpoint_halves_and_keeps_outputs(tiny_weights, tmp_path):
+    import torch
+
+    from edgeseg.training.checkpoint import load_checkpoint, load_model, strip_checkpoint
+
+    r = strip_checkpoint(tiny_weights, tmp_path / "s.pt")
+    ckpt = load_checkpoint(tmp_path / "s.pt")
+    assert "optimizer" not in ckpt and "history" not in ckpt and ckpt["stored_dtype"] == "float16"
+    assert r["bytes_out"] < r["bytes_in"]
+    (a, _), (b, _) = load_model(tiny_weights), load_model(tmp_path / "s.pt")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        oa, ob = a(x), b(x)
+    assert torch.allclose(oa["pred_masks"], ob["pred_masks"], atol=0.1)
+    assert (tmp_path / "s.pt").stat().st_mode & 0o044  # an ordinary readable file, not mkstemp's 0600
+
+
+def test_bench_measures_rows_and_records_failures(tiny_weights, tiny_data, tmp_path):
+    cfg = BenchConfig(weights=[str(tiny_weights)], combos=(("torch", "fp32"), ("onnx", "fp32"), ("torch", "fp16")),
+                      threads=(1,), imgsz=(64,), data=str(tiny_data), runs=3, warmup=1, parity_images=2,
+                      work=str(tmp_path / "work"), progress=False)
+    doc = bench(cfg)
+    rows = {(r["format"], r["precision"]): r for r in doc["rows"]}
+    assert rows[("torch", "fp16")]["status"] == "failed" and "FP32 only" in rows[("torch", "fp16")]["reason"]
+    for key in (("torch", "fp32"), ("onnx", "fp32")):
+        r = rows[key]
+        assert r["timed_runs"] == 3 and r["fps"] > 0 and r["frame_ms"] >= r["forward_ms"] > 0
+        assert 0 <= r["pq"] <= 100 and r["val_images"] == 3 and r["peak_rss_mb"] > 50 and r["gmacs"] > 0
+    assert rows[("onnx", "fp32")]["status"] == "parity ok" and rows[("onnx", "fp32")]["file_mb"] > 0
+    assert rows[("torch", "fp32")]["pq"] == pytest.approx(rows[("onnx", "fp32")]["pq"], abs=5)
+    # second run reuses the cached export
+    again = bench(cfg)
+    assert [r["cached"] for r in again["rows"] if r["format"] == "onnx"] == [True]
+    assert "| onnxruntime | fp32 | 64 | 1 | parity ok |" in markdown_table(doc)
+
+
+def test_bench_config_rejects_bad_input(tmp_path):
+    with pytest.raises(EdgesegError, match="unknown format / precision onnx:int4"):
+        BenchConfig(combos=(("onnx", "int4"),), data=str(tmp_path)).validate()
+    with pytest.raises(EdgesegError, match="input size 500"):
+        BenchConfig(imgsz=(500,), data=str(tmp_path)).validate()
+    with pytest.raises(EdgesegError, match="data set .*nowhere not found"):
+        BenchConfig(data=str(tmp_path / "nowhere")).validate()

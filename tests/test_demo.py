@@ -1,0 +1,38 @@
+"""``edgeseg demo --quick`` end to end (the README's main job on a tiny setting), then ``tune`` on
+its recorded rows with a custom device profile, exporting the choice."""
+from __future__ import annotations
+
+import json
+
+from edgeseg.cli import main
+
+
+def test_demo_quick_then_tune(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    for name in ("report.md", "bench.json", "bench.md", "pareto.png"):
+        assert (out / name).is_file(), name
+    doc = json.loads((out / "bench.json").read_text())
+    rows = {(r["format"], r["precision"]): r for r in doc["rows"]}
+    assert len(rows) == 10  # torch FP32 + 3 runtimes x 3 precisions
+    for key in (("torch", "fp32"), ("onnx", "fp32"), ("openvino", "fp32"), ("tflite", "fp32")):
+        assert rows[key]["status"] != "failed" and rows[key]["fps"] > 0 and rows[key]["pq"] >= 0, key
+    for r in doc["rows"]:  # every row is measured or says why not
+        assert r["fps"] if r["status"] != "failed" else r["reason"]
+    assert any(r["pareto"] for r in doc["rows"])
+    report = (out / "report.md").read_text()
+    assert "| onnxruntime | fp32 | 128 | 1 | parity ok |" in report and "overlays/" in report
+    assert len(list((out / "overlays").glob("*.png"))) == 1
+
+    profile = tmp_path / "board.yaml"
+    profile.write_text("format: onnx\nprecision: fp32\nthreads: 1\nimgsz: 128\ncandidates: [[onnx, fp32]]\n"
+                       "sizes: [128]\n")
+    capsys.readouterr()
+    assert main(["tune", "--fps", "1", "--profile", str(profile), "--results", str(out / "bench.json"),
+                 "--data", str(out / "data"), "--out", str(tmp_path / "tuned"), "--json", str(tmp_path / "c.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "choice:     pem_mnv3l_512 onnxruntime fp32 128px 1t" in printed
+    assert (tmp_path / "tuned" / "model.onnx").is_file() and (tmp_path / "tuned" / "edgeseg.json").is_file()
+    assert json.loads((tmp_path / "c.json").read_text())["choice"]["format"] == "onnx"
+    # a budget nothing meets is an error that names the fastest configuration
+    assert main(["tune", "--fps", "100000", "--results", str(out / "bench.json"), "--no-export"]) == 2
