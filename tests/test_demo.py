@@ -36,3 +36,19 @@ def test_demo_quick_then_tune(tmp_path, capsys):
     assert json.loads((tmp_path / "c.json").read_text())["choice"]["format"] == "onnx"
     # a budget nothing meets is an error that names the fastest configuration
     assert main(["tune", "--fps", "100000", "--results", str(out / "bench.json"), "--no-export"]) == 2
+
+
+def test_from_scratch_trains_teacher_then_distilled_student(tiny_data, tmp_path):
+    """``demo --from-scratch``'s training half at a few steps: the teacher, then a student distilled
+    from it (the KD weights are on) and calibrated."""
+    from dataclasses import replace
+
+    from edgeseg.demo import QUICK, train_from_scratch
+    from edgeseg.training.checkpoint import load_checkpoint
+
+    settings = replace(QUICK, val_images=2)
+    student, teacher = train_from_scratch(tiny_data, tmp_path, settings)
+    t, s = load_checkpoint(teacher), load_checkpoint(student)
+    assert t["model_config"]["arch"] == "mask2former" and t["step"] == settings.teacher_steps
+    assert s["train_config"]["kd"]["teacher"] == str(teacher) and s["step"] == settings.student_steps
+    assert "calibration" in s and s["model_config"]["backbone"] == "mobilenetv3_large_100"

@@ -89,8 +89,10 @@ def markdown_table(doc: dict) -> str:
 
 
 def pareto_plot(rows: list[dict], path: str | Path, title: str = "edgeseg: FPS against PQ") -> Path | None:
-    """FPS (log x) against PQ, one labelled point per measured row, the Pareto front as a step line.
-    Returns None (and writes nothing) when matplotlib is not installed (device installs)."""
+    """FPS (log x) against PQ. Left: every measured row (teacher included). Right: the students
+    zoomed in, each point numbered, the numbers listed beside it with FPS and PQ, the Pareto
+    front as a step line. Returns None (and writes nothing) when matplotlib is not installed
+    (device installs)."""
     try:
         import matplotlib
 
@@ -98,31 +100,51 @@ def pareto_plot(rows: list[dict], path: str | Path, title: str = "edgeseg: FPS a
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    pts = [r for r in rows if _measured(r)]
+    pts = sorted((r for r in rows if _measured(r)), key=lambda r: (-r["fps"], -r["pq"]))
     colors = {"torch": "tab:gray", "onnxruntime": "tab:blue", "openvino": "tab:purple", "litert": "tab:orange"}
     markers = {1: "o", 2: "s", 4: "^"}
-    fig, ax = plt.subplots(figsize=(11, 7), dpi=110)
-    for r in pts:
-        ax.scatter(r["fps"], r["pq"], s=70 if r.get("pareto") else 40, c=colors.get(r["runtime"], "k"),
-                   marker=markers.get(r["threads"], "D"), edgecolors="k" if r.get("pareto") else "none", zorder=3)
-        label = f"{r['model'] if r['role'] == 'teacher' else ''}{r['runtime']} {r['precision']} {r['imgsz']} {r['threads']}t"
-        ax.annotate(label.strip(), (r["fps"], r["pq"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    fig = plt.figure(figsize=(15, 7), dpi=100)
+    grid = fig.add_gridspec(1, 3, width_ratios=[1.0, 1.4, 0.9])
+    ax_all, ax_zoom, ax_text = fig.add_subplot(grid[0]), fig.add_subplot(grid[1]), fig.add_subplot(grid[2])
+    students = [r for r in pts if r.get("role") != "teacher"] or pts
     front = sorted((r for r in pts if r.get("pareto")), key=lambda r: r["fps"])
-    if front:
-        ax.step([r["fps"] for r in front], [r["pq"] for r in front], where="post", color="tab:red", lw=1.2,
-                label="Pareto front", zorder=2)
+    lines = []
+    for ax, subset, numbered in ((ax_all, pts, False), (ax_zoom, students, True)):
+        for r in subset:
+            ax.scatter(r["fps"], r["pq"], s=80 if r.get("pareto") else 40, c=colors.get(r["runtime"], "k"),
+                       marker=markers.get(r["threads"], "D"), edgecolors="k" if r.get("pareto") else "none", zorder=3)
+        zoom_front = [r for r in front if r in subset]
+        if zoom_front:
+            ax.step([r["fps"] for r in zoom_front], [r["pq"] for r in zoom_front], where="post", color="tab:red",
+                    lw=1.2, zorder=2)
+        ax.set_xscale("log")
+        ax.set_xlabel("FPS (whole frame, median)")
+        ax.grid(True, which="both", alpha=0.3)
+    for n, r in enumerate(students, 1):
+        ax_zoom.annotate(str(n), (r["fps"], r["pq"]), textcoords="offset points", xytext=(4, 3 + 7 * (n % 3)),
+                         fontsize=8)
+        lines.append(f"{n:>2}{'*' if r.get('pareto') else ' '} {r['runtime']} {r['precision']} {r['imgsz']} "
+                     f"{r['threads']}t  {r['fps']:.1f} FPS  PQ {r['pq']:.1f}")
+    for r in pts:
+        if r.get("role") == "teacher":
+            ax_all.annotate(f"teacher {r['threads']}t", (r["fps"], r["pq"]), textcoords="offset points",
+                            xytext=(4, 4), fontsize=8)
+    ax_all.set_ylabel("PQ (val)")
+    ax_all.set_title("all rows")
+    pqs = [r["pq"] for r in students]
+    pad = max(0.5, 0.15 * (max(pqs) - min(pqs)))
+    ax_zoom.set_ylim(min(pqs) - pad, max(pqs) + pad)
+    ax_zoom.set_title("students (numbered; red: Pareto front)")
     for runtime, c in colors.items():
         if any(r["runtime"] == runtime for r in pts):
-            ax.scatter([], [], c=c, label=runtime)
+            ax_all.scatter([], [], c=c, label=runtime)
     for t, mk in markers.items():
         if any(r["threads"] == t for r in pts):
-            ax.scatter([], [], c="w", edgecolors="k", marker=mk, label=f"{t} thread(s)")
-    ax.set_xscale("log")
-    ax.set_xlabel("FPS (whole frame, median)")
-    ax.set_ylabel("PQ (val)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+            ax_all.scatter([], [], c="w", edgecolors="k", marker=mk, label=f"{t} thread(s)")
+    ax_all.legend(fontsize=8, loc="lower right")
+    ax_text.axis("off")
+    ax_text.text(0, 1, "\n".join(lines + ["", "* on the Pareto front"]), va="top", family="monospace", fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
