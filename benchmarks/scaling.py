@@ -59,13 +59,15 @@ def plot(rows: list[dict], path: Path) -> None:
     colors = {"mobilenetv3_small_100": "tab:green", "mobilenetv3_large_100": "tab:blue",
               "swin_tiny_patch4_window7_224": "tab:red"}
     styles = {"torch": "--", "openvino": "-"}
+    names = {"mobilenetv3_small_100": "MobileNetV3-S", "mobilenetv3_large_100": "MobileNetV3-L",
+             "swin_tiny_patch4_window7_224": "Swin-T"}
     for bb, color in colors.items():
         for rt, ls in styles.items():
             pts = sorted((r for r in rows if r["backbone"] == bb and r["runtime"] == rt and r.get("forward_ms")),
                          key=lambda r: r["gmacs"])
             if pts:
                 ax1.plot([r["gmacs"] for r in pts], [r["forward_ms"] for r in pts], ls, marker="o", color=color,
-                         label=f"{bb.split('_')[0]} {rt}")
+                         label=f"{names[bb]} {rt}")
                 for r in pts:
                     ax1.annotate(str(r["imgsz"]), (r["gmacs"], r["forward_ms"]), fontsize=7, xytext=(3, -9),
                                  textcoords="offset points")
@@ -73,9 +75,9 @@ def plot(rows: list[dict], path: Path) -> None:
                      key=lambda r: r["imgsz"])
         if pts:
             ax2.plot([r["imgsz"] for r in pts], [r["pq"] for r in pts], marker="o", color=color,
-                     label=f"{bb.split('_')[0]} PQ")
+                     label=f"{names[bb]} PQ")
             ax2.plot([r["imgsz"] for r in pts], [r["pq_things"] for r in pts], ":", marker=".", color=color,
-                     label=f"{bb.split('_')[0]} things PQ")
+                     label=f"{names[bb]} things PQ")
     ax1.set_xscale("log")
     ax1.set_yscale("log")
     ax1.set_xlabel("GMACs per image (labels: input size)")
