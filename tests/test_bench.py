@@ -153,6 +153,13 @@ def test_bench_measures_rows_and_records_failures(tiny_weights, tiny_data, tmp_p
     again = bench(cfg)
     assert [r["cached"] for r in again["rows"] if r["format"] == "onnx"] == [True]
     assert "| onnxruntime | fp32 | 64 | 1 | parity ok |" in markdown_table(doc)
+    # an FP32 artifact is reused only for the same checkpoint, format and size
+    from edgeseg.export import ExportError, check_fp32_artifact
+
+    onnx = Path(rows[("onnx", "fp32")]["artifact"])
+    assert check_fp32_artifact(onnx, tiny_weights, "onnx", 64) == onnx
+    with pytest.raises(ExportError, match="cannot be reused.*needed \\('onnx', 'fp32', 96\\)"):
+        check_fp32_artifact(onnx, tiny_weights, "onnx", 96)
 
 
 def test_bench_config_rejects_bad_input(tmp_path):

@@ -66,10 +66,11 @@ def _cached(folder: Path, weights_sha: str) -> Artifact | None:
 
 def build_artifact(weights: str | Path, fmt: str, precision: str, imgsz: int, work: str | Path,
                    data: str | Path | None = None, parity_images: int = 8, calibration_images: int | None = None,
-                   validation_images: int | None = None) -> Artifact:
+                   validation_images: int | None = None, fp32_model: Path | None = None) -> Artifact:
     """Export / quantize ``weights`` to ``work/<stem>/<format>_<precision>_<imgsz>`` unless a
     matching artifact is already there. Failures are returned (status ``failed`` with the
-    reason), not raised: a benchmark records them as rows."""
+    reason), not raised: a benchmark records them as rows. ``fp32_model``: the FP32 artifact of
+    the same format and size, reused by INT8 and TFLite FP16 instead of converting again."""
     from edgeseg.training.checkpoint import file_sha256, load_checkpoint
 
     weights = Path(weights)
@@ -91,13 +92,15 @@ def build_artifact(weights: str | Path, fmt: str, precision: str, imgsz: int, wo
             recipe = resolve_recipe(fmt, recipe_for(name, fmt), calibration_images, None)
             if validation_images:
                 recipe = dataclasses.replace(recipe, validation_images=int(validation_images))
-            result = quantize(weights, fmt, data=data, recipe=recipe, imgsz=imgsz, out=folder, overwrite=True)
+            result = quantize(weights, fmt, data=data, recipe=recipe, imgsz=imgsz, out=folder, overwrite=True,
+                              fp32_model=fp32_model)
             parity = result.report["parity"]
         else:
             from edgeseg.export import export
 
             result = export(weights, fmt, precision, imgsz, out=folder, data=data, check=True,
-                            parity_images=parity_images, overwrite=True)
+                            parity_images=parity_images, overwrite=True,
+                            fp32_model=fp32_model if fmt == "tflite" else None)
             parity = result.parity
     except Exception as exc:  # noqa: BLE001 - a converter crash is a benchmark row, like Ultralytics' benchmark
         reason = str(exc) if isinstance(exc, EdgesegError) else f"{type(exc).__name__}: {exc}"

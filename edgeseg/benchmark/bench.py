@@ -171,12 +171,20 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
 
     # 1. artifacts
     artifacts: list[Artifact] = []
+    fp32_built: dict[tuple, Path] = {}  # FP32 exports, reused by INT8 and TFLite FP16 of the same model
+    jobs.sort(key=lambda j: j[2] != "fp32")  # FP32 first, so they can be reused
     with _progress(len(jobs), "export", cfg.progress) as bar:
         for w, fmt, prec, s in jobs:
             bar.set_postfix_str(f"{w.stem} {fmt} {prec} {s}")
-            artifacts.append(build_artifact(w, fmt, prec, s, cfg.work, cfg.data, cfg.parity_images,
-                                            cfg.calibration_images, cfg.quant_validation_images))
+            art = build_artifact(w, fmt, prec, s, cfg.work, cfg.data, cfg.parity_images, cfg.calibration_images,
+                                 cfg.quant_validation_images, fp32_model=fp32_built.get((w, fmt, s)))
+            if art.ok and prec == "fp32" and fmt != "torch":
+                fp32_built[(w, fmt, s)] = art.path
+            artifacts.append(art)
             bar.update()
+    order = {(w, fmt, prec, s): i for i, (w, fmt, prec, s) in enumerate(
+        [(w, fmt, prec, s) for w in students for s in cfg.imgsz for fmt, prec in cfg.combos])}
+    artifacts.sort(key=lambda a: order.get((a.weights, a.format, a.precision, a.imgsz), len(order)))
     ok = [a for a in artifacts if a.ok]
     info = {w: _model_name(w) for w in {a.weights for a in artifacts}}
     gmacs = {(a.weights, a.imgsz): None for a in artifacts}

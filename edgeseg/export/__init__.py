@@ -62,6 +62,22 @@ def _parity_data(ckpt: dict, data: str | os.PathLike | None):
     return CocoPanoptic(root, split)
 
 
+def check_fp32_artifact(model: str | os.PathLike, weights: Path, format: str, imgsz: int) -> Path:
+    """``model`` if it is the FP32 ``format`` export of ``weights`` at ``imgsz`` (per its
+    ``edgeseg.json``); otherwise an ExportError that says what differs."""
+    from edgeseg.export.metadata import read_metadata
+    from edgeseg.training.checkpoint import file_sha256
+
+    model = Path(model)
+    meta = read_metadata(model)
+    want = (format, "fp32", int(imgsz), file_sha256(weights, 64))
+    got = (meta.format, meta.precision, int(meta.input_size), meta.source_sha256)
+    if got != want:
+        raise ExportError(f"{model} cannot be reused: it is {got[:3]} from checkpoint {got[3][:12]}, "
+                          f"needed {want[:3]} from {weights} ({want[3][:12]})")
+    return model
+
+
 def export(
     weights: str | os.PathLike,
     format: str = "onnx",
@@ -72,8 +88,12 @@ def export(
     check: bool = True,
     parity_images: int = 8,
     overwrite: bool = False,
+    fp32_model: str | os.PathLike | None = None,
 ) -> ExportResult:
     """Export an edgeseg ``.pt`` checkpoint; returns the artifact path, metadata and parity report.
+
+    ``fp32_model``: an FP32 artifact of the same checkpoint, format and size, reused for a TFLite
+    FP16 export instead of converting again (checked with :func:`check_fp32_artifact`).
 
     ``out`` is a folder (default ``<weights stem>_<format>_<precision>_<imgsz>`` beside the
     weights) that will hold the model file(s), ``edgeseg.json`` and ``parity.json``.
@@ -132,7 +152,8 @@ def export(
         else:
             from edgeseg.export.to_tflite import export_tflite
 
-            meta.extra = export_tflite(module, example, model_path, precision, meta)
+            reuse = check_fp32_artifact(fp32_model, weights, format, imgsz) if fp32_model and precision == "fp16" else None
+            meta.extra = export_tflite(module, example, model_path, precision, meta, fp32_model=reuse)
         write_metadata(tmp, meta)
 
         report = None
@@ -156,4 +177,4 @@ def export(
     return ExportResult(out / meta.model_file, meta, report)
 
 
-__all__ = ["ExportError", "ExportResult", "export"]
+__all__ = ["ExportError", "ExportResult", "check_fp32_artifact", "export"]

@@ -68,12 +68,17 @@ def xnnpack_partitions(path: Path) -> int | None:
 
 
 def export_tflite(module: torch.nn.Module, example: torch.Tensor, path: Path, precision: str,
-                  meta: ModelMetadata) -> dict:
+                  meta: ModelMetadata, fp32_model: Path | None = None) -> dict:
+    """``fp32_model``: an FP32 ``.tflite`` of the same network to cast to FP16 instead of converting
+    again (the conversion is the slow part: about a minute at 512 on 2 cores)."""
     if precision not in ("fp32", "fp16"):
         raise EdgesegError(f"TFLite export precision must be fp32 or fp16 (int8: `edgeseg quantize`), got {precision!r}")
     info = {"converter": "litert-torch"}
     if precision == "fp32":
         _convert_fp32(module, example, path)
+    elif fp32_model is not None:
+        info["fp16"] = _weights_to_fp16(Path(fp32_model), path)
+        info["from_fp32"] = Path(fp32_model).name
     else:
         fp32 = path.with_name("fp32_intermediate.tflite")
         _convert_fp32(module, example, fp32)

@@ -77,13 +77,15 @@ def quantize(
     imgsz: int = 512,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
+    fp32_model: str | os.PathLike | None = None,
 ) -> QuantizeResult:
     """Quantize an edgeseg ``.pt`` checkpoint to INT8 for ``format`` (openvino, onnx, tflite).
 
     ``data``: COCO-panoptic root with train (calibration) and val (PQ check) splits; default the
     checkpoint's training data. ``subset``: calibration images (default: the recipe's, 300).
     ``max_pq_drop``: PQ budget in points, with accuracy control where the engine has it; without
-    it the recipe's budget (1.0) is still enforced by the final check.
+    it the recipe's budget (1.0) is still enforced by the final check. ``fp32_model``: an FP32
+    export of the same checkpoint, format and size to start from instead of exporting again.
     """
     from edgeseg.backends import load_artifact
     from edgeseg.backends.torch_backend import TorchAdapter
@@ -119,7 +121,15 @@ def quantize(
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         start = time.perf_counter()
-        fp32 = export(weights, format, "fp32", imgsz, out=work / "fp32", check=False)
+        if fp32_model:
+            from edgeseg.export import ExportResult, check_fp32_artifact
+            from edgeseg.export.metadata import read_metadata
+
+            src = check_fp32_artifact(fp32_model, weights, format, imgsz)
+            shutil.copytree(src.parent, work / "fp32")
+            fp32 = ExportResult(work / "fp32" / src.name, read_metadata(src), None)
+        else:
+            fp32 = export(weights, format, "fp32", imgsz, out=work / "fp32", check=False)
         final = work / "int8"
         final.mkdir()
         os.chmod(final, 0o777 & ~_umask())
