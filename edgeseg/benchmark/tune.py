@@ -33,7 +33,7 @@ class TuneResult:
     def summary(self) -> str:
         def line(r: dict) -> str:
             return (f"{r.get('model')} {r['runtime']} {r['precision']} {r['imgsz']}px {r['threads']}t: "
-                    f"{r['fps']:.1f} FPS, PQ {r['pq']:.1f}, {r.get('file_mb') or 0:.1f} MB")
+                    f"{r['fps']:.1f} FPS, PQ {r['pq']:.1f}" + (f", {r['file_mb']:.1f} MB" if r.get("file_mb") else ""))
 
         out = [f"choice:     {line(self.choice)}"]
         out += [f"runner-up:  {line(r)}" for r in self.runners_up]
@@ -132,7 +132,7 @@ def tune(fps: float, profile: DeviceProfile | None = None, results: list[str | P
     if profile is not None:
         cpus = sorted({f"{m.get('cpu')} ({m.get('arch')}, {m.get('cores')} cores)" for m in machines if m})
         result.notes.append(f"FPS were measured on {', '.join(cpus) or 'an unrecorded machine'}; a {profile.name} "
-                            f"will differ. Run `edgeseg bench --profile {profile.name} --out DIR` on the device and "
+                            f"device will differ. Run `edgeseg bench --profile {profile.name} --out DIR` on the device and "
                             f"tune with --results DIR/bench.json for real numbers")
     if export_dir is not None:
         result.exported = _export_choice(result.choice, Path(export_dir), data)
