@@ -2,6 +2,7 @@
 
     python benchmarks/int8.py --weights runs/default/model.pt [--imgsz 512] [--runs 50]
                               [--formats openvino onnx tflite] [--accuracy-control-demo]
+                              [--extra-recipes quantize/X.yaml ...] [--merge]
 
 For each format: ``edgeseg quantize`` with the runtime's recipe from ``quantize/`` (PQ of the INT8
 artifact vs FP32 torch on 50 held-out val images, refused past 1.0 point), plus the FP32 export.
@@ -9,6 +10,8 @@ Latency: both models loaded through ``edgeseg.load`` and timed interleaved in on
 (warm-up, then ``--runs`` timed forwards each, 1 and 2 threads), median and p90.
 ``--accuracy-control-demo`` adds an OpenVINO row quantized *without* the sensitive scope and with
 ``--max-pq-drop 1.0``: NNCF must find and revert the layers itself.
+``--extra-recipes`` adds a row per recipe file (named after its suffix, e.g. ``tflite_weightonly``);
+``--merge`` keeps the rows already in int8.json that this run does not redo.
 Writes ``benchmarks/results/int8.json`` and ``int8.md``.
 """
 from __future__ import annotations
@@ -64,6 +67,8 @@ def main() -> None:
     ap.add_argument("--formats", nargs="+", default=["openvino", "onnx", "tflite"])
     ap.add_argument("--work", default="runs/int8_bench", help="where the FP32/INT8 artifacts are written")
     ap.add_argument("--accuracy-control-demo", action="store_true")
+    ap.add_argument("--extra-recipes", nargs="*", default=[], help="more recipe files, one row each")
+    ap.add_argument("--merge", action="store_true", help="keep int8.json rows this run does not redo")
     args = ap.parse_args()
     work = Path(args.work)
     weights = Path(args.weights)
@@ -72,6 +77,10 @@ def main() -> None:
     jobs = [(fmt, ROOT / "quantize" / f"pem_mnv3l_512_{fmt}.yaml", None, fmt) for fmt in args.formats]
     if args.accuracy_control_demo:
         jobs.append(("openvino", ROOT / "quantize" / "pem_mnv3l_512_openvino_noscope.yaml", 1.0, "openvino_noscope_ac"))
+    for extra in args.extra_recipes:
+        path = (ROOT / extra).resolve()
+        fmt = load_recipe(path).format
+        jobs.append((fmt, path, None, path.stem.replace("pem_mnv3l_512_", "")))
     for fmt, recipe_path, max_drop, name in jobs:
         row: dict = {"name": name, "format": fmt, "recipe": str(recipe_path.relative_to(ROOT))}
         print(f"== {name}", flush=True)
@@ -90,8 +99,9 @@ def main() -> None:
                    validation_images=r["parity"]["images"], size_fp32_mb=round(model_bytes(fp32.path) / 1e6, 2),
                    size_int8_mb=round(model_bytes(q.path) / 1e6, 2), engine=r["engine"].get("engine"),
                    calibration_images=r["engine"].get("calibration_images"),
-                   kept_float=r["engine"].get("ignored_scope", []),
+                   kept_float=r["engine"].get("ignored_scope") or r["engine"].get("kept_float_modules", []),
                    accuracy_control_log=r["engine"].get("accuracy_control_log", []),
+                   kept_float_nodes=r["engine"].get("kept_float_nodes"),
                    xnnpack_partitions=r["engine"].get("xnnpack_partitions"), quantize_seconds=r["seconds"])
         row["size_ratio"] = round(row["size_int8_mb"] / row["size_fp32_mb"], 3)
         if x is None:
@@ -111,6 +121,15 @@ def main() -> None:
                           "size<=0.35x": row["size_ratio"] <= 0.35}
         rows.append(row)
     out = ROOT / "benchmarks" / "results"
+    command = "python benchmarks/int8.py " + " ".join(sys.argv[1:])
+    for r in rows:
+        r["command"] = command
+    if args.merge and (out / "int8.json").exists():
+        done = {r["name"] for r in rows}
+        old = json.loads((out / "int8.json").read_text())
+        rows = [r for r in old["rows"] if r["name"] not in done] + rows
+        for r in rows:
+            r.setdefault("command", old.get("command"))
     doc = {"command": "python benchmarks/int8.py " + " ".join(sys.argv[1:]), "weights": str(weights),
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
            "date": time.strftime("%Y-%m-%d"), "input_size": args.imgsz, "timed_runs": args.runs, "rows": rows}
@@ -125,7 +144,7 @@ def main() -> None:
         lines.append(f"| {r['name']} | {Path(r['recipe']).name} | {r['pq_fp32_torch']:.2f} | {r['pq_int8']:.2f} | {r['pq_drop']:+.2f} | "
                      f"{t1['fp32']['median_ms']:.1f} / {t2['fp32']['median_ms']:.1f} | {t1['int8']['median_ms']:.1f} / {t2['int8']['median_ms']:.1f} | "
                      f"x{t1['speedup']:.2f} / x{t2['speedup']:.2f} | {r['size_fp32_mb']:.1f} -> {r['size_int8_mb']:.1f} (x{r['size_ratio']:.2f}) | "
-                     f"{len(r['kept_float'])} nodes |")
+                     f"{r.get('kept_float_nodes') or len(r['kept_float'])} nodes |")
     (out / "int8.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

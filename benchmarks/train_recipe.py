@@ -27,7 +27,7 @@ TEACHER_CONFIG = "models/teacher_swint.yaml"
 CALIBRATION_IMAGES = 100
 RECIPES = {
     "quick": ["train.steps=450", "train.warmup_steps=50", "train.shape_pretrain_steps=2400", "train.shape_pretrain_images=600"],
-    "default": ["train.steps=1500", "train.shape_pretrain_steps=2400", "train.shape_pretrain_images=600"],
+    "default": ["train.steps=2500", "train.shape_pretrain_steps=2400", "train.shape_pretrain_images=600"],
     # what fits a session on 2 CPU cores (6 s / step at batch 4): see README "Teacher"
     "teacher": ["train.steps=600", "train.eval_every=150"],
 }

@@ -84,6 +84,39 @@ def test_tflite_int8_holds_int8_weights_and_runs(weights, quant_data, tmp_path):
     _check_runs(res.path, quant_data)
 
 
+def test_tflite_full_integer_pt2e_has_int8_activations_and_runs(weights, quant_data, tmp_path):
+    """engine litert-torch: int8 input and int8 conv / fully-connected kernels (not only int8
+    weights), the prototype attention kept float (its L2 norm would not load in int8), and the
+    adapter hides the int8 input behind the usual float preprocessing."""
+    pytest.importorskip("litert_torch", reason="TFLite export needs litert-torch (the export extra)")
+    pytest.importorskip("torchao")
+    from ai_edge_litert import interpreter
+
+    from edgeseg.quantization.recipe import QuantRecipe
+
+    recipe = QuantRecipe(format="tflite", engine="litert-torch", tflite_mode="static_int8", max_pq_drop=100.0)
+    res = quantize(weights, "tflite", data=quant_data, subset=8, recipe=recipe, imgsz=SIZE, out=tmp_path / "pt2e")
+    it = interpreter.Interpreter(model_path=str(res.path))
+    it.allocate_tensors()
+    assert it.get_input_details()[0]["dtype"] == np.int8
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    int8_convs = [op for op in it._get_ops_details() if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D")
+                  and tensors[op["inputs"][0]]["dtype"] == np.int8 and tensors[op["outputs"][0]]["dtype"] == np.int8]
+    assert len(int8_convs) > 10, "activations must be int8 too, not only weights"
+    l2 = [op for op in it._get_ops_details() if op["op_name"] == "L2_NORMALIZATION"]
+    assert l2 and all(tensors[op["inputs"][0]]["dtype"] == np.float32 for op in l2)
+    assert res.report["engine"]["engine"] == "litert-torch" and res.report["engine"]["kept_float_nodes"] > 0
+    assert res.report["parity"]["images"] > 0
+    _check_runs(res.path, quant_data)
+
+
+def test_litert_torch_engine_makes_static_int8_only():
+    from edgeseg.quantization.recipe import QuantRecipe
+
+    with pytest.raises(ConfigError, match="static_int8"):
+        QuantRecipe(format="tflite", engine="litert-torch", tflite_mode="weight_only_int8").validate()
+
+
 def test_accuracy_control_runs_with_the_pq_validation_function(weights, quant_data, tmp_path):
     """--max-pq-drop goes through nncf.quantize_with_accuracy_control with PQ as its metric; the
     report carries NNCF's log of the drop it measured."""

@@ -48,7 +48,13 @@ class LiteRTAdapter:
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgesegError(f"{path}: LiteRT could not load the model ({str(exc).splitlines()[0]})") from exc
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        inp = self.interpreter.get_input_details()[0]
+        self.input_index = inp["index"]
+        # A full-integer model (edgeseg quantize --format tflite, engine litert-torch) takes an
+        # int8 image: quantize it here with the input's own scale / zero point, as every LiteRT
+        # int8 pipeline does, so callers always pass the same float32 preprocessing output.
+        self.input_dtype = np.dtype(inp["dtype"])
+        self.input_quant = _quant_params(inp, path, "input")
         outputs = self.interpreter.get_output_details()
         # identify the outputs by rank (class logits [1,N,K+1], masks [1,N,h,w]): converters do not
         # keep output order or names reliably
@@ -56,12 +62,35 @@ class LiteRTAdapter:
         if set(by_rank) != {3, 4}:
             raise EdgesegError(f"{path}: expected outputs of rank 3 and 4, got {[list(d['shape']) for d in outputs]}")
         self.class_index, self.mask_index = by_rank[3], by_rank[4]
+        self.output_quant = {d["index"]: _quant_params(d, path, "output") for d in outputs}
         self.input_size = input_size
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         check_input(x, self.input_size)
+        if self.input_quant is not None:
+            scale, zero = self.input_quant
+            info = np.iinfo(self.input_dtype)
+            x = np.clip(np.round(x / scale) + zero, info.min, info.max).astype(self.input_dtype)
         self.interpreter.set_tensor(self.input_index, x)
         self.interpreter.invoke()
-        cls = self.interpreter.get_tensor(self.class_index)
-        masks = self.interpreter.get_tensor(self.mask_index)
-        return np.array(cls, np.float32), np.array(masks, np.float32)
+        return self._output(self.class_index), self._output(self.mask_index)
+
+    def _output(self, index: int) -> np.ndarray:
+        value = self.interpreter.get_tensor(index)
+        if self.output_quant[index] is None:
+            return np.array(value, np.float32)
+        scale, zero = self.output_quant[index]
+        return (value.astype(np.float32) - zero) * np.float32(scale)
+
+
+def _quant_params(detail: dict, path, what: str) -> tuple[float, int] | None:
+    """``(scale, zero_point)`` of an integer input / output, ``None`` for a float one."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return None
+    if dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+        raise EdgesegError(f"{path}: unsupported {what} dtype {dtype} (float32, int8 or uint8)")
+    scale, zero = detail["quantization"]
+    if not scale:
+        raise EdgesegError(f"{path}: {what} is {dtype} but carries no quantization scale")
+    return float(scale), int(zero)

@@ -145,6 +145,12 @@ def quantize(
             from edgeseg.quantization.onnx_int8 import quantize_onnx
 
             engine_report = quantize_onnx(fp32.path, model_path, qdata, r, meta, validate)
+        elif r.engine == "litert-torch":
+            from edgeseg.modeling.pem import ExportWrapper
+            from edgeseg.quantization.tflite_pt2e import quantize_tflite_pt2e
+
+            module = ExportWrapper(model_from_checkpoint(ckpt, str(weights), image_size=imgsz))
+            engine_report = quantize_tflite_pt2e(module, model_path, qdata, r)
         else:
             from edgeseg.quantization.tflite_int8 import quantize_tflite
 

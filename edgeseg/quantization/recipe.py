@@ -16,7 +16,7 @@ import yaml
 from edgeseg.config import _from_dict
 from edgeseg.errors import ConfigError
 
-ENGINES = {"openvino": ("nncf",), "onnx": ("onnxruntime", "nncf"), "tflite": ("ai-edge-quantizer",)}
+ENGINES = {"openvino": ("nncf",), "onnx": ("onnxruntime", "nncf"), "tflite": ("ai-edge-quantizer", "litert-torch")}
 PRESETS = ("mixed", "performance")
 TFLITE_MODES = ("weight_only_int8", "dynamic_int8", "static_int8")
 
@@ -38,7 +38,7 @@ class QuantRecipe:
     ignored_names: list[str] = field(default_factory=list)
     ignored_patterns: list[str] = field(default_factory=list)
     per_channel: bool = True  # onnxruntime engine
-    tflite_mode: str = "weight_only_int8"  # ai-edge-quantizer: see tflite_int8.py for the measured modes
+    tflite_mode: str = "weight_only_int8"  # see tflite_int8.py (ai-edge-quantizer) and tflite_pt2e.py (litert-torch)
     notes: str = ""
 
     def validate(self, where: str = "recipe") -> "QuantRecipe":
@@ -50,6 +50,8 @@ class QuantRecipe:
             raise ConfigError(f"{where}: preset must be one of {PRESETS}, got {self.preset!r}")
         if self.tflite_mode not in TFLITE_MODES:
             raise ConfigError(f"{where}: tflite_mode must be one of {TFLITE_MODES}, got {self.tflite_mode!r}")
+        if self.engine == "litert-torch" and self.tflite_mode != "static_int8":
+            raise ConfigError(f"{where}: engine litert-torch (PT2E) makes static_int8 models only, got tflite_mode {self.tflite_mode!r}")
         if self.max_pq_drop < 0:
             raise ConfigError(f"{where}: max_pq_drop must be >= 0, got {self.max_pq_drop}")
         if self.accuracy_control and self.format == "tflite":

@@ -1,0 +1,136 @@
+"""Full-integer ``.tflite`` from the torch student: PT2E static INT8 through litert-torch.
+
+Route: ``torch.export`` -> ``prepare_pt2e`` with litert-torch's ``PT2EQuantizer`` (symmetric
+per-channel int8 weights, calibrated int8 activations) -> calibration on the train-split images
+-> ``convert_pt2e`` -> ``litert_torch.convert``. The result holds int8 CONV_2D / FULLY_CONNECTED
+/ DEPTHWISE kernels that XNNPACK runs as QS8; its input is int8 (the LiteRT adapter quantizes the
+float image with the input's scale / zero point) and its outputs are float.
+
+Why this engine and not ai-edge-quantizer's ``static_wi8_ai8`` on the FP32 ``.tflite``: that one
+measured 2-3.5x *slower* than FP32 (TOOLCHAIN.md), while this graph measured 1.55x *faster* than
+the FP32 ``.tflite`` at 512 on 2 threads (benchmarks/results/int8.json has the recorded figure).
+
+Two things the stock quantizer gets wrong on this network, both handled here:
+
+- It annotates every ``mul`` / ``add``, including int64 index arithmetic (the sine position
+  tables and the shape head's coordinate grids): a histogram observer on an int64 tensor
+  fails at calibration ("histogram_cpu not implemented for 'Long'"). Non-float edges are
+  dropped from the annotation.
+- ``set_module_type(cls, None)`` does not keep a module in float: ops inside it still get
+  annotated, and once quantized the prototype attention's ``F.normalize`` becomes an int8
+  ``L2_NORMALIZATION`` that LiteRT refuses to load (it requires an output scale of 1/128).
+  Modules kept in float are therefore matched on each node's ``nn_module_stack`` and their
+  annotations removed.
+"""
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+from edgeseg.quantization.calibration import QuantData
+from edgeseg.quantization.recipe import QuantRecipe
+
+
+def float_module_patterns(recipe: QuantRecipe) -> list[str]:
+    """Regexes on module class / path names whose ops stay float (from the recipe's switches)."""
+    patterns = list(recipe.ignored_patterns)
+    if recipe.ignore_prototype:
+        patterns.append(r"PrototypeCrossAttention")
+    if recipe.ignore_shape_head:
+        patterns.append(r"SilhouetteShapeHead")
+    return patterns
+
+
+def _node_dtype(model, node):
+    import torch
+
+    if not isinstance(node, torch.fx.Node):
+        return None
+    value = node.meta.get("val")
+    if value is None and node.op == "get_attr":  # lifted constants carry no meta value
+        value = model
+        for part in node.target.split("."):
+            value = getattr(value, part, None)
+    return getattr(value, "dtype", None)
+
+
+def _make_quantizer(keep_float: list[str]):
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+
+    compiled = [re.compile(p) for p in keep_float]
+
+    class FloatAwareQuantizer(PT2EQuantizer):
+        """litert-torch's quantizer that never observes integer tensors and keeps the listed
+        modules (matched on the exported node's module stack) entirely in float."""
+
+        kept_float_nodes = 0
+
+        def annotate(self, model):
+            model = super().annotate(model)
+            for node in model.graph.nodes:
+                ann = node.meta.get("quantization_annotation")
+                if ann is None:
+                    continue
+                stack = [f"{path} {cls}" for path, cls in (node.meta.get("nn_module_stack") or {}).values()]
+                if compiled and any(p.search(s) for p in compiled for s in stack):
+                    del node.meta["quantization_annotation"]
+                    self.kept_float_nodes += 1
+                    continue
+                for inp in list(ann.input_qspec_map):
+                    dtype = _node_dtype(model, inp)
+                    if dtype is not None and not dtype.is_floating_point:
+                        del ann.input_qspec_map[inp]
+                dtype = _node_dtype(model, node)
+                if ann.output_qspec is not None and dtype is not None and not dtype.is_floating_point:
+                    ann.output_qspec = None
+            return model
+
+    quantizer = FloatAwareQuantizer()
+    quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    return quantizer
+
+
+def quantize_tflite_pt2e(module, dst: Path, data: QuantData, recipe: QuantRecipe) -> dict:
+    """Calibrate and convert ``module`` (the export wrapper, eval mode, fixed S) to ``dst``."""
+    try:
+        import litert_torch
+        import torch
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    except ImportError as exc:
+        raise EdgesegError("TFLite INT8 with the litert-torch engine needs litert-torch and torchao: "
+                           "pip install 'edgeseg[quantize]'") from exc
+    from edgeseg.export.to_tflite import xnnpack_partitions
+
+    if not data.calibration:
+        raise EdgesegError("TFLite INT8 (litert-torch): no calibration images")
+    start = time.perf_counter()
+    example = (torch.from_numpy(np.ascontiguousarray(data.calibration[0])),)
+    keep_float = float_module_patterns(recipe)
+    quantizer = _make_quantizer(keep_float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = torch.export.export(module.eval(), example).module()
+        prepared = prepare_pt2e(graph, quantizer)
+        calib_start = time.perf_counter()
+        with torch.no_grad():
+            for x in data.calibration:
+                prepared(torch.from_numpy(np.ascontiguousarray(x)))
+        calib_seconds = time.perf_counter() - calib_start
+        converted = convert_pt2e(prepared, fold_quantize=False)
+        edge = litert_torch.convert(converted, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    edge.export(str(dst))
+    return {
+        "engine": "litert-torch", "mode": "static_int8",
+        "calibration_images": len(data.calibration),
+        "calibration_seconds": round(calib_seconds, 1),
+        "kept_float_modules": keep_float,
+        "kept_float_nodes": quantizer.kept_float_nodes,
+        "quantize_seconds": round(time.perf_counter() - start, 1),
+        "xnnpack_partitions": xnnpack_partitions(dst),
+    }
