@@ -110,6 +110,15 @@ def main() -> None:
         m = json.loads(metrics_path.read_text())
         m["mask2former_threshold_metrics"] = {k: m[k] for k in ("pq", "pq_things", "pq_stuff", "miou")}
         m.update(evaluate(load(weights), CocoPanoptic(args.data, "val"), progress=False))
+        # the same checkpoint and threshold served at the model's export size (the shipped
+        # default exports at 512; the val images are 256 px, letterboxed up)
+        from edgeseg.training.checkpoint import load_checkpoint
+
+        export_size = int(load_checkpoint(weights)["model_config"]["image_size"])
+        at_export = evaluate(load(weights, input_size=export_size), CocoPanoptic(args.data, "val"), progress=False)
+        m["at_export_size"] = {"input_size": export_size, "pq": at_export["panoptic"]["all"],
+                               "things": at_export["panoptic"]["things"], "stuff": at_export["panoptic"]["stuff"],
+                               "miou": at_export["miou"]}
     elif args.record_only and (Path(out) / "last.pt").exists():
         m = evaluate_unfinished(Path(out) / "last.pt", args.data)
     else:
@@ -134,6 +143,7 @@ def main() -> None:
         "miou": m["miou"],
         "calibration": calibration,
         "at_mask2former_threshold_0.8": m.get("mask2former_threshold_metrics"),
+        "at_export_size": m.get("at_export_size"),
         # PQ on eval_images val images during training (train.eval_every), then the final row
         "curve": _curve(Path(out)),
         "data_stats": {"train": dataset_stats(args.data, "train"), "val": dataset_stats(args.data, "val")},
@@ -142,6 +152,9 @@ def main() -> None:
     dest.write_text(json.dumps(record, indent=2))
     print(f"{'finished' if finished else 'UNFINISHED'} at step {m['step']}: PQ {pan['all']['pq']:.1f}  things {pan['things']['pq']:.1f}  stuff {pan['stuff']['pq']:.1f}  "
           f"mIoU {m['miou']:.1f}  in {record['train_minutes']} min -> {dest}")
+    if record["at_export_size"]:
+        e = record["at_export_size"]
+        print(f"at the export size {e['input_size']}: PQ {e['pq']['pq']:.1f}  things {e['things']['pq']:.1f}  stuff {e['stuff']['pq']:.1f}")
 
 
 if __name__ == "__main__":

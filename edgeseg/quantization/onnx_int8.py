@@ -109,7 +109,7 @@ def _quantize_onnxruntime(src: Path, dst: Path, data: QuantData, recipe: QuantRe
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     quantize_static(str(pre), str(raw), Reader(), quant_format=QuantFormat.QDQ, per_channel=recipe.per_channel,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=scope,
-                    op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+                    op_types_to_quantize=["Conv", "ConvTranspose", "MatMul", "Gemm"])
     model = onnx.load(str(raw))
     pre.unlink()
     raw.unlink()

@@ -64,14 +64,17 @@ class QuantRecipe:
         return dataclasses.asdict(self)
 
 
-DEFAULT_ENGINE = {"openvino": "nncf", "onnx": "onnxruntime", "tflite": "ai-edge-quantizer"}
+# The measured best engine per runtime (benchmarks/results/int8.json): for TFLite the PT2E
+# full-integer model is the only INT8 variant faster than FP32 in LiteRT at equal PQ.
+DEFAULT_ENGINE = {"openvino": "nncf", "onnx": "onnxruntime", "tflite": "litert-torch"}
 
 
 def default_recipe(fmt: str) -> QuantRecipe:
     """The recipe used without ``--recipe``: the measured best engine for the runtime."""
     if fmt not in ENGINES:
         raise ConfigError(f"unknown INT8 format {fmt!r}; choose one of {sorted(ENGINES)}")
-    return QuantRecipe(format=fmt, engine=DEFAULT_ENGINE[fmt]).validate()
+    mode = "static_int8" if DEFAULT_ENGINE[fmt] == "litert-torch" else "weight_only_int8"
+    return QuantRecipe(format=fmt, engine=DEFAULT_ENGINE[fmt], tflite_mode=mode).validate()
 
 
 def load_recipe(path: str | Path) -> QuantRecipe:
