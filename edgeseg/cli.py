@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("quantize", help="INT8 with NNCF / ONNX Runtime / ai-edge-quantizer, refused past a PQ budget")
+    p = sub.add_parser("quantize", help="INT8 with NNCF / ONNX Runtime / litert-torch PT2E, refused past a PQ budget")
     p.add_argument("--weights", required=True)
     p.add_argument("--format", required=True, choices=["openvino", "onnx", "tflite"])
     p.add_argument("--data", help="COCO-panoptic root: train split calibrates, val split checks PQ (default: the checkpoint's)")
