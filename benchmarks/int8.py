@@ -1,6 +1,6 @@
 """INT8 against FP32 for every runtime: latency side by side, size, PQ, layers kept in float.
 
-    python benchmarks/int8.py --weights runs/default/model.pt [--imgsz 512] [--runs 50]
+    python benchmarks/int8.py [--weights models/pem_mnv3l_512.pt] [--imgsz 512] [--runs 50]
                               [--formats openvino onnx tflite] [--accuracy-control-demo]
                               [--extra-recipes quantize/X.yaml ...] [--merge]
 
@@ -60,7 +60,7 @@ def model_bytes(path: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="runs/default/model.pt")
+    ap.add_argument("--weights", default="models/pem_mnv3l_512.pt")
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--imgsz", type=int, default=512)
     ap.add_argument("--runs", type=int, default=50)
