@@ -95,6 +95,10 @@ def _print_metrics(metrics: dict) -> None:
     from edgeseg.evaluation.panoptic_quality import format_pq_table
 
     print(format_pq_table(metrics["panoptic"]))
+    ci = metrics.get("pq_ci95")
+    if ci:
+        print(f"PQ 95% interval (bootstrap over {ci['images']} images): all {ci['all']}, things {ci['things']}, "
+              f"stuff {ci['stuff']}")
     print(f"mIoU {metrics['miou']:.2f}")
 
 

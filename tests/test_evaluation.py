@@ -236,8 +236,36 @@ def test_merge_equals_single_accumulator():
     parts[0].merge(parts[1])
     assert parts[0].summary() == single.summary()
     assert parts[0].num_images == 2
+    assert parts[0].bootstrap_ci(samples=200) == single.bootstrap_ci(samples=200)
     person = single.summary()["per_class"]["person"]
     assert (person["pq"], person["sq"], person["rq"]) == pytest.approx((68.0, 85.0, 80.0))
+
+
+def test_bootstrap_interval_collapses_on_identical_images_and_brackets_a_mixed_split():
+    same = PQAccumulator(CATEGORIES)
+    for _ in range(5):
+        same.update(*things_stuff_image())
+    ci = same.bootstrap_ci(samples=300)
+    # every resample is five copies of one image: PQ 70 / 90 / 50 exactly (see the test above)
+    assert ci["all"] == pytest.approx([70.0, 70.0]) and ci["things"] == pytest.approx([90.0, 90.0])
+    assert ci["stuff"] == pytest.approx([50.0, 50.0]) and ci["images"] == 5 and ci["level"] == 0.95
+
+    # 10 images with the person found exactly, 10 with it missed: person PQ = 10 / (10 + 5) = 66.7.
+    # A resample with k hits has PQ k / (k + (20 - k) / 2); k ~ Binomial(20, 1/2) puts the
+    # 95 % interval at k = 5..15 (P(k <= 5) = 2.1 %), i.e. about [40, 86]: wide, around the point.
+    mixed = PQAccumulator(CATEGORIES)
+    person = np.ones((10, 10), np.int64)
+    for i in range(20):
+        pred, segs = (person, [seg(1, PERSON)]) if i % 2 == 0 else (blank(), [])
+        mixed.update(person, [seg(1, PERSON)], pred, segs)
+    point = mixed.summary()["all"]["pq"]
+    lo, hi = mixed.bootstrap_ci(samples=2000)["all"]
+    assert point == pytest.approx(200 / 3)
+    assert 35 < lo < point < hi < 90 and hi - lo > 20
+    assert mixed.bootstrap_ci(samples=2000, seed=1) != mixed.bootstrap_ci(samples=2000, seed=2)
+
+    with pytest.raises(DatasetError, match="no images"):
+        PQAccumulator(CATEGORIES).bootstrap_ci()
 
 
 def test_input_errors_name_the_problem():

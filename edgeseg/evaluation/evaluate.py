@@ -43,6 +43,8 @@ def evaluate(predictor: Predictor, dataset: CocoPanoptic, max_images: int = 0, p
         "pq_stuff": summary["stuff"]["pq"], "sq_stuff": summary["stuff"]["sq"], "rq_stuff": summary["stuff"]["rq"],
         "miou": semantic["miou"],
         "panoptic": summary,
+        # 95 % bootstrap interval over images: how far this split's PQ can move by sampling alone
+        "pq_ci95": pq.bootstrap_ci(),
         "semantic": semantic,
         "seconds_per_image": seconds / max(n, 1),
     }

@@ -113,6 +113,9 @@ class PQAccumulator:
         self.categories = _normalize_categories(categories)
         self.stats: dict[int, ClassStat] = {cid: ClassStat() for cid in self.categories}
         self.num_images = 0
+        # per image, per category (in ``self.categories`` order): summed IoU, TP, FP, FN; kept
+        # so that ``bootstrap_ci`` can resample images (tiny: 4 numbers per class and image)
+        self.per_image: list[np.ndarray] = []
 
     def update(
         self,
@@ -177,6 +180,7 @@ class PQAccumulator:
         for cid, s in stats.items():
             self.stats[cid] += s
         self.num_images += 1
+        self.per_image.append(np.array([[stats[c].iou, stats[c].tp, stats[c].fp, stats[c].fn] for c in self.categories]))
 
     @staticmethod
     def _areas(ids: np.ndarray, segs: dict[int, tuple[int, bool]], what: str, where: str) -> dict[int, int]:
@@ -203,6 +207,38 @@ class PQAccumulator:
         for cid, s in other.stats.items():
             self.stats[cid] += s
         self.num_images += other.num_images
+        order = [list(other.categories).index(cid) for cid in self.categories]
+        self.per_image += [a[order] for a in other.per_image]
+
+    def bootstrap_ci(self, samples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+        """Percentile bootstrap interval of PQ (all / things / stuff), resampling whole images.
+
+        Tells whether two PQs measured on the same small val split differ by more than the
+        split's own sampling noise (e.g. a 1-point gap on 200 images usually does not). Each
+        resample recomputes PQ with the same rules as ``summary`` (classes with TP + FP + FN = 0
+        in that resample are left out of its mean).
+        """
+        if not self.per_image:
+            raise DatasetError("PQAccumulator.bootstrap_ci: no images were added")
+        if not 0 < level < 1 or samples < 1:
+            raise ValueError(f"bootstrap_ci: need 0 < level < 1 and samples >= 1, got {level}, {samples}")
+        per_image = np.stack(self.per_image)  # (images, classes, 4)
+        n, c = per_image.shape[:2]
+        rng = np.random.default_rng(seed)
+        counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(samples)])
+        sums = (counts @ per_image.reshape(n, c * 4)).reshape(samples, c, 4)
+        iou, tp, fp, fn = np.moveaxis(sums, -1, 0)
+        seen = (tp + fp + fn) > 0
+        pq = np.divide(iou, tp + 0.5 * fp + 0.5 * fn, out=np.zeros_like(iou), where=seen)
+        isthing = np.array([bool(info["isthing"]) for info in self.categories.values()])
+        tail = 100 * (1 - level) / 2
+        out: dict[str, Any] = {"level": level, "samples": samples, "images": n}
+        for key, group in (("all", np.ones(c, bool)), ("things", isthing), ("stuff", ~isthing)):
+            k = (seen & group).sum(axis=1)
+            means = 100 * (pq * (seen & group)).sum(axis=1) / np.maximum(k, 1)
+            lo, hi = np.percentile(means[k > 0], [tail, 100 - tail]) if (k > 0).any() else (0.0, 0.0)
+            out[key] = [round(float(lo), 2), round(float(hi), 2)]
+        return out
 
     def _average(self, isthing: bool | None) -> dict:
         pq = sq = rq = 0.0
