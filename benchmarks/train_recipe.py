@@ -149,7 +149,7 @@ def main() -> None:
         at_export = evaluate(load(weights, input_size=export_size), CocoPanoptic(args.data, "val"), progress=False)
         m["at_export_size"] = {"input_size": export_size, "pq": at_export["panoptic"]["all"],
                                "things": at_export["panoptic"]["things"], "stuff": at_export["panoptic"]["stuff"],
-                               "miou": at_export["miou"]}
+                               "miou": at_export["miou"], "pq_ci95": at_export["pq_ci95"]}
     elif args.record_only and (Path(out) / "last.pt").exists():
         m = evaluate_unfinished(Path(out) / "last.pt", args.data)
     else:
@@ -172,6 +172,8 @@ def main() -> None:
         "pq": pan["all"], "things": pan["things"], "stuff": pan["stuff"],
         "per_class_pq": {k: round(v["pq"], 2) for k, v in pan["per_class"].items()},
         "miou": m["miou"],
+        # 95 % bootstrap interval over the val images (PQAccumulator.bootstrap_ci)
+        "pq_ci95": m.get("pq_ci95"),
         "calibration": calibration,
         "at_mask2former_threshold_0.8": m.get("mask2former_threshold_metrics"),
         "at_export_size": m.get("at_export_size"),
@@ -183,9 +185,12 @@ def main() -> None:
     dest.write_text(json.dumps(record, indent=2))
     print(f"{'finished' if finished else 'UNFINISHED'} at step {m['step']}: PQ {pan['all']['pq']:.1f}  things {pan['things']['pq']:.1f}  stuff {pan['stuff']['pq']:.1f}  "
           f"mIoU {m['miou']:.1f}  in {record['train_minutes']} min -> {dest}")
+    if record["pq_ci95"]:
+        print(f"95% bootstrap intervals: {record['pq_ci95']}")
     if record["at_export_size"]:
         e = record["at_export_size"]
-        print(f"at the export size {e['input_size']}: PQ {e['pq']['pq']:.1f}  things {e['things']['pq']:.1f}  stuff {e['stuff']['pq']:.1f}")
+        print(f"at the export size {e['input_size']}: PQ {e['pq']['pq']:.1f}  things {e['things']['pq']:.1f}  stuff {e['stuff']['pq']:.1f}"
+              f"  (95% intervals {e['pq_ci95']})")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,13 @@ def test_report_files_table_and_plot(tmp_path):
     assert paths["png"].stat().st_size > 10_000 and paths["png"].read_bytes()[:4] == b"\x89PNG"
     assert not list(tmp_path.glob(".*"))  # no temp files left
 
+    # a run where every row failed still writes its JSON and table (they say why), and no plot
+    failed = [dict(_row(), status="failed", reason="evaluation failed: boom", fps=None, pq=None)]
+    mark_pareto(failed)
+    paths = write_report({**doc, "rows": failed}, tmp_path / "all_failed")
+    assert "png" not in paths and "evaluation failed: boom" in paths["json"].read_text()
+    assert not (tmp_path / "all_failed" / "pareto.png").exists()
+
 
 def test_tune_picks_best_pq_within_budget_and_respects_profile():
     rows = [_row("litert", "fp16", fps=31, pq=40, threads=2, imgsz=384),

@@ -92,7 +92,9 @@ def pareto_plot(rows: list[dict], path: str | Path, title: str = "edgeseg: FPS a
     """FPS (log x) against PQ. Left: every measured row (teacher included). Right: the students
     zoomed in, each point numbered, the numbers listed beside it with FPS and PQ, the Pareto
     front as a step line. Returns None (and writes nothing) when matplotlib is not installed
-    (device installs)."""
+    (device installs) or when no row was measured (every row failed: the JSON says why)."""
+    if not any(_measured(r) for r in rows):
+        return None
     try:
         import matplotlib
 
