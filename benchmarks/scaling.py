@@ -104,7 +104,7 @@ def main() -> None:
     from edgeseg.config import resolve_weights
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.export import export
-    from edgeseg.training.checkpoint import load_checkpoint
+    from edgeseg.training.checkpoint import file_sha256, load_checkpoint
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", type=int, default=[256, 384, 512, 640])
@@ -133,7 +133,9 @@ def main() -> None:
             random_checkpoint(config, shipped, weights)
         for size in args.sizes:
             arts.append((backbone, Artifact(weights, "torch", "fp32", size, weights, "reference"), config in trained))
-            folder = work / f"{config}_openvino_{size}"
+            # the folder names the checkpoint's hash: a retrained checkpoint must not reuse
+            # (and be scored through) an export of the old one
+            folder = work / f"{config}-{file_sha256(weights, 64)[:8]}_openvino_{size}"
             if not (folder / "model.xml").exists():
                 print(f"export {config} openvino {size}", flush=True)
                 export(weights, "openvino", "fp32", size, out=folder, check=False, overwrite=True)
