@@ -154,6 +154,9 @@ def test_bench_measures_rows_and_records_failures(tiny_weights, tiny_data, tmp_p
         r = rows[key]
         assert r["timed_runs"] == 3 and r["fps"] > 0 and r["frame_ms"] >= r["forward_ms"] > 0
         assert 0 <= r["pq"] <= 100 and r["val_images"] == 3 and r["peak_rss_mb"] > 50 and r["gmacs"] > 0
+        for key in ("pq_ci95", "pq_things_ci95", "pq_stuff_ci95"):  # bootstrap intervals (test_evaluation)
+            lo, hi = r[key]
+            assert 0 <= lo <= hi <= 100
     assert rows[("onnx", "fp32")]["status"] == "parity ok" and rows[("onnx", "fp32")]["file_mb"] > 0
     assert rows[("torch", "fp32")]["pq"] == pytest.approx(rows[("onnx", "fp32")]["pq"], abs=5)
     # second run reuses the cached export
