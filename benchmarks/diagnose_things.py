@@ -21,7 +21,6 @@ import numpy as np  # noqa: E402
 from edgeseg.backends import load  # noqa: E402
 from edgeseg.data.coco_panoptic import CocoPanoptic  # noqa: E402
 from edgeseg.inference.postprocess import sigmoid, softmax, upsample_masks  # noqa: E402
-from edgeseg.inference.preprocess import preprocess  # noqa: E402
 
 
 def _shape_head_accuracy(predictor, ds: CocoPanoptic, images: int) -> dict | None:
@@ -37,7 +36,7 @@ def _shape_head_accuracy(predictor, ds: CocoPanoptic, images: int) -> dict | Non
     gt_hits, pred_hits = [], []
     for i in range(min(images, len(ds))):
         s = ds.load_raw(i)
-        x, _ = preprocess(s.image, predictor.input_size)
+        x, _ = predictor.preprocess(s.image)
         masks, labels, _ = ds.targets(s)
         keep = np.array([ds.isthing[c] for c in labels], bool)
         if not keep.any():
@@ -67,8 +66,9 @@ def diagnose(weights: str, data: str, images: int) -> dict:
     rows = []
     for i in range(min(images, len(ds))):
         s = ds.load_raw(i)
-        x, lb = preprocess(s.image, predictor.input_size)
-        cls, masks = predictor.adapter.forward(x)
+        x, lb = predictor.preprocess(s.image)
+        out = predictor.infer(x)
+        cls, masks = out["class_logits"], out["mask_logits"]
         prob = softmax(cls[0])
         pred = sigmoid(upsample_masks(masks[0], lb)) > 0.5
         for seg in s.segments:

@@ -47,7 +47,7 @@ def time_interleaved(models: dict, x: np.ndarray, runs: int, warmup: int = 5) ->
     for i in range(warmup + runs):
         for k, predictor in models.items():
             t = time.perf_counter()
-            predictor.adapter.forward(x)
+            predictor.infer(x)
             if i >= warmup:
                 times[k].append(time.perf_counter() - t)
     return {k: {"median_ms": round(1000 * float(np.median(v)), 2), "p90_ms": round(1000 * float(np.percentile(v, 90)), 2)}
@@ -106,10 +106,9 @@ def main() -> None:
         row["size_ratio"] = round(row["size_int8_mb"] / row["size_fp32_mb"], 3)
         if x is None:
             from edgeseg.data.coco_panoptic import CocoPanoptic
-            from edgeseg.inference.preprocess import preprocess
 
             sample = CocoPanoptic(args.data, "val").load_raw(0)
-            x = preprocess(sample.image, args.imgsz)[0]
+            x = load(fp32.path).preprocess(sample.image)[0]
         for threads in (1, 2):
             models = {"fp32": load(fp32.path, threads=threads), "int8": load(q.path, threads=threads)}
             t = time_interleaved(models, x, args.runs)

@@ -35,9 +35,10 @@ def random_checkpoint(config_name: str, like: Path, dst: Path) -> Path:
     label space and thresholds (for timing only)."""
     import dataclasses
 
-    from edgeseg.config import config_to_dict, load_config, resolve_config
+    from edgeseg.config import config_to_dict, load_config
+    from edgeseg.assets import resolve_config
     from edgeseg.modeling.build import build_model
-    from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
+    from edgeseg.checkpoint import load_checkpoint, save_checkpoint
 
     ref = load_checkpoint(like)
     cfg, train_cfg = load_config(resolve_config(config_name))
@@ -96,15 +97,15 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    from edgeseg.benchmark.artifacts import RUNTIME_OF
+    from edgeseg.formats import RUNTIME_OF
     from edgeseg.benchmark.bench import _accuracy, _frame_step, _gmacs, _load
     from edgeseg.benchmark.artifacts import Artifact
     from edgeseg.benchmark.measure import machine_description, summarize_ms, time_interleaved
     from edgeseg.benchmark.report import mark_pareto, write_report
-    from edgeseg.config import resolve_weights
+    from edgeseg.assets import resolve_weights
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.export import export
-    from edgeseg.training.checkpoint import file_sha256, load_checkpoint
+    from edgeseg.checkpoint import file_sha256, load_checkpoint
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", type=int, default=[256, 384, 512, 640])
@@ -142,15 +143,15 @@ def main() -> None:
             arts.append((backbone, Artifact(weights, "openvino", "fp32", size, folder / "model.xml", "exported"),
                          config in trained))
     rows = []
-    image = dataset.load_raw(0).image
+    frames = {"val": dataset.load_raw(0).image}  # the network's scaling: one frame kind, the val image
     for runtime in ("torch", "openvino"):
         group = [(bb, a, t) for bb, a, t in arts if a.format == runtime]
-        steps = {i: _frame_step(_load(a, args.threads), image) for i, (_, a, _) in enumerate(group)}
+        steps = {i: _frame_step(_load(a, args.threads), frames) for i, (_, a, _) in enumerate(group)}
         print(f"timing {len(steps)} {runtime} models, {args.runs} runs each", flush=True)
         times = time_interleaved(steps, args.runs, args.warmup)
         for i, (bb, a, is_trained) in enumerate(group):
             ckpt_cfg = load_checkpoint(a.weights)["model_config"]
-            fwd, frame = summarize_ms(times[i]["forward"]), summarize_ms(times[i]["frame"])
+            fwd, frame = summarize_ms(times[i]["forward"]), summarize_ms(times[i]["frame_val"])
             row = {"model": ckpt_cfg["name"], "backbone": bb, "role": "student", "weights": str(a.weights),
                    "trained": is_trained, "format": a.format, "runtime": RUNTIME_OF[a.format], "precision": "fp32",
                    "imgsz": a.imgsz, "threads": args.threads, "status": a.status, "reason": "",

@@ -29,16 +29,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from edgeseg.backends import load_artifact  # noqa: E402
-from edgeseg.backends.torch_backend import TorchAdapter  # noqa: E402
-from edgeseg.export import _metadata, _parity_data  # noqa: E402
+from edgeseg.checkpoint import load_checkpoint  # noqa: E402
+from edgeseg.export import _metadata, _parity_data, torch_reference  # noqa: E402
 from edgeseg.export.metadata import write_metadata  # noqa: E402
 from edgeseg.export.parity import check_parity  # noqa: E402
 from edgeseg.export.to_tflite import export_tflite  # noqa: E402
-from edgeseg.inference.predictor import Predictor, Thresholds  # noqa: E402
-from edgeseg.inference.result import LabelSpace  # noqa: E402
+from edgeseg.modeling.build import model_from_checkpoint  # noqa: E402
 from edgeseg.modeling.pem import ExportWrapper  # noqa: E402
 from edgeseg.modeling.prototype_attention import PrototypeCrossAttention  # noqa: E402
-from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 
 
 def main() -> None:
@@ -51,10 +49,7 @@ def main() -> None:
     weights = Path(args.weights)
     ckpt = load_checkpoint(weights)
     dataset = _parity_data(ckpt, None)
-    labels = LabelSpace(**ckpt["label_space"])
-    thresholds = Thresholds(**ckpt.get("thresholds", {}))
-    reference_model = model_from_checkpoint(ckpt, str(weights), image_size=args.imgsz)
-    reference = Predictor(TorchAdapter(reference_model, args.imgsz), labels, args.imgsz, thresholds)
+    reference = torch_reference(ckpt, weights, args.imgsz)
     rows, predictors = {}, {}
     work = Path(tempfile.mkdtemp(prefix="tflite_select_"))
     for name, temperature in (("argmax", 0.0), ("soft", args.temperature)):
@@ -82,7 +77,7 @@ def main() -> None:
         for i in range(5 + args.runs):
             for k, p in loaded.items():
                 t = time.perf_counter()
-                p.adapter.forward(x)
+                p.infer(x)
                 if i >= 5:
                     times[k].append(time.perf_counter() - t)
         for k, v in times.items():

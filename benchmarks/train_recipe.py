@@ -66,7 +66,7 @@ def _checkpoint_step(run: Path) -> int:
     last = run / "last.pt"
     if not last.exists():
         return 0
-    from edgeseg.training.checkpoint import load_checkpoint
+    from edgeseg.checkpoint import load_checkpoint
 
     return int(load_checkpoint(last)["step"])
 
@@ -76,7 +76,7 @@ def evaluate_unfinished(last: Path, data: str) -> dict:
     from edgeseg.backends import load
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.evaluation.evaluate import evaluate
-    from edgeseg.training.checkpoint import load_checkpoint
+    from edgeseg.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(last)
     metrics = evaluate(load(last), CocoPanoptic(data, "val"))
@@ -143,7 +143,7 @@ def main() -> None:
         m.update(evaluate(load(weights), CocoPanoptic(args.data, "val"), progress=False))
         # the same checkpoint and threshold served at the model's export size (the shipped
         # default exports at 512; the val images are 256 px, letterboxed up)
-        from edgeseg.training.checkpoint import load_checkpoint
+        from edgeseg.checkpoint import load_checkpoint
 
         export_size = int(load_checkpoint(weights)["model_config"]["image_size"])
         at_export = evaluate(load(weights, input_size=export_size), CocoPanoptic(args.data, "val"), progress=False)

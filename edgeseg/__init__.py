@@ -5,7 +5,7 @@ the ``train`` extra (torch, timm). Heavy modules are imported lazily.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from edgeseg.version import __version__  # noqa: F401  (re-exported)
 
 
 def __getattr__(name: str):

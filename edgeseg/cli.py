@@ -1,35 +1,21 @@
-"""``edgeseg`` command line. Each sub-command parses flags and calls one public function."""
+"""``edgeseg`` command line. Each sub-command parses flags and calls one public function.
+
+Importing this module changes nothing in the process; :func:`main` sets up logging and, for
+torch, ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set it): OpenMP's default spin-wait made
+2-thread torch runs 4-7x slower on shared 2-core machines.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
-# TOOLCHAIN.md: OpenMP spin-waiting collapses multi-threaded torch on shared cores. Must be
-# set before torch is imported anywhere.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from edgeseg.formats import EXPORT_FORMATS, PRECISIONS
 
-
-def _apply_overrides(model_cfg, train_cfg, overrides: list[str]):
-    """``--set train.steps=300 model.num_queries=50``: values parsed as YAML scalars."""
-    import yaml
-
-    from edgeseg.config import config_to_dict, model_config_from_dict, train_config_from_dict
-    from edgeseg.errors import ConfigError
-
-    data = config_to_dict(model_cfg, train_cfg)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        parts = key.split(".")
-        if not sep or parts[0] not in data or len(parts) < 2:
-            raise ConfigError(f"--set expects model.KEY=VALUE or train.KEY=VALUE, got {item!r}")
-        node = data[parts[0]]
-        for p in parts[1:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
-    return model_config_from_dict(data["model"]), train_config_from_dict(data["train"])
+logger = logging.getLogger("edgeseg")
 
 
 def cmd_data_synth(args: argparse.Namespace) -> None:
@@ -51,13 +37,16 @@ def cmd_data_stats(args: argparse.Namespace) -> None:
 
 
 def _train_configs(config: str, args: argparse.Namespace, extra: list[str] = ()):
-    from edgeseg.config import load_config, resolve_config
+    from edgeseg.config import load_config
+    from edgeseg.assets import resolve_config
+
+    from edgeseg.config import apply_overrides
 
     model_cfg, train_cfg = load_config(resolve_config(config))
     overrides = list(args.set or []) + list(extra)
     if args.data:
         overrides.append(f"train.data={args.data}")
-    return _apply_overrides(model_cfg, train_cfg, overrides)
+    return apply_overrides(model_cfg, train_cfg, overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -102,19 +91,15 @@ def _print_metrics(metrics: dict) -> None:
     print(f"mIoU {metrics['miou']:.2f}")
 
 
-def _thresholds(args: argparse.Namespace):
-    from edgeseg.inference.predictor import Thresholds
-
-    if args.conf is None and args.overlap is None:
-        return None
-    t = Thresholds()
-    return Thresholds(args.conf if args.conf is not None else t.object_mask_threshold,
-                      args.overlap if args.overlap is not None else t.overlap_threshold)
+def _thresholds(args: argparse.Namespace) -> dict[str, float | None]:
+    """Only the flags given override the model's stored (calibrated) thresholds."""
+    return {"object_mask_threshold": args.conf, "overlap_threshold": args.overlap, "mask_threshold": args.mask_threshold}
 
 
 def _add_threshold_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--conf", type=float, help="object score threshold (Mask2Former: 0.8)")
-    p.add_argument("--overlap", type=float, help="overlap-area threshold (Mask2Former: 0.8)")
+    p.add_argument("--conf", type=float, help="object score threshold (default: the model's calibrated one)")
+    p.add_argument("--overlap", type=float, help="overlap-area threshold (default: the model's, Mask2Former 0.8)")
+    p.add_argument("--mask-threshold", type=float, help="mask probability threshold (default: the model's, 0.5)")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -175,21 +160,21 @@ def cmd_export(args: argparse.Namespace) -> None:
     prof = _profile(args) if args.profile else None
     fmt = args.format or (prof.format if prof else None)
     precision = args.precision or (prof.precision if prof else "fp32")
-    imgsz = args.imgsz or (prof.imgsz if prof else 512)
+    imgsz = args.imgsz or (prof.imgsz if prof else None)  # None: the size stored with the model
     if not fmt:
         raise EdgesegError("export needs --format onnx|openvino|tflite (or --profile NAME)")
     if precision == "int8":  # INT8 is a quantization: route to it with the model's recipe
-        from edgeseg.benchmark.artifacts import recipe_for
-        from edgeseg.config import resolve_weights
+        from edgeseg.assets import resolve_recipe_file
+        from edgeseg.assets import resolve_weights
         from edgeseg.quantization import quantize
-        from edgeseg.training.checkpoint import load_checkpoint
+        from edgeseg.checkpoint import load_checkpoint
 
         weights = resolve_weights(args.weights)
         name = str(load_checkpoint(weights)["model_config"].get("name", ""))
-        result = quantize(weights, format=fmt, data=args.data, recipe=recipe_for(name, fmt), imgsz=imgsz, out=args.out,
-                          overwrite=args.overwrite)
+        result = quantize(weights, format=fmt, data=args.data, recipe=resolve_recipe_file(name, fmt), imgsz=imgsz,
+                          out=args.out, overwrite=args.overwrite)
     else:
-        from edgeseg.config import resolve_weights
+        from edgeseg.assets import resolve_weights
 
         result = export(resolve_weights(args.weights), format=fmt, precision=precision, imgsz=imgsz, out=args.out,
                         data=args.data, check=not args.no_check, parity_images=args.parity_images,
@@ -198,7 +183,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_strip(args: argparse.Namespace) -> None:
-    from edgeseg.training.checkpoint import strip_checkpoint
+    from edgeseg.checkpoint import strip_checkpoint
 
     r = strip_checkpoint(args.weights, args.out, half=not args.fp32)
     print(f"wrote {args.out}: {r['parameters'] / 1e6:.2f}M parameters, {r['bytes_in'] / 1e6:.1f} MB -> {r['bytes_out'] / 1e6:.1f} MB")
@@ -219,24 +204,24 @@ def _parse_combos(items: list[str]) -> tuple[tuple[str, str], ...]:
 def _bench_config(args: argparse.Namespace):
     from edgeseg.benchmark import QUICK_COMBOS, BenchConfig
 
-    cfg = BenchConfig(data=args.data, work=args.work, progress=not args.no_progress)
+    changes: dict = {"data": args.data, "work": args.work, "progress": not args.no_progress}
     if args.profile:
         prof = _profile(args)
-        cfg.combos, cfg.imgsz = tuple(prof.candidates) or ((prof.format, prof.precision),), (prof.imgsz,)
-        cfg.threads = (prof.threads or os.cpu_count() or 1,)
+        changes.update(combos=tuple(prof.candidates) or ((prof.format, prof.precision),), imgsz=(prof.imgsz,),
+                       threads=(prof.threads or os.cpu_count() or 1,))
     if args.quick:
-        cfg.combos, cfg.threads, cfg.val_images = QUICK_COMBOS, (max(cfg.threads),), 50
+        changes.update(combos=QUICK_COMBOS, threads=(max(changes.get("threads", BenchConfig.threads)),), val_images=50)
     if args.weights:
-        cfg.weights = list(args.weights)
+        changes["weights"] = tuple(args.weights)
     if args.combos:
-        cfg.combos = _parse_combos(args.combos)
-    for key in ("threads", "imgsz"):
+        changes["combos"] = _parse_combos(args.combos)
+    for key in ("threads", "imgsz", "frames"):
         if getattr(args, key):
-            setattr(cfg, key, tuple(getattr(args, key)))
+            changes[key] = tuple(getattr(args, key))
     for key in ("teacher", "runs", "warmup", "val_images", "calibration_images"):
         if getattr(args, key) is not None:
-            setattr(cfg, key, getattr(args, key))
-    return cfg
+            changes[key] = getattr(args, key)
+    return BenchConfig(**changes)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -288,18 +273,33 @@ def cmd_quantize(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from edgeseg.config import load_config
-    from edgeseg.modeling.complexity import model_info
+    """A model file / shipped model: what it is (torch-free for exports). A config: its size."""
+    from edgeseg.assets import find_asset
 
-    from edgeseg.config import resolve_config
+    target = args.target or args.config
+    if target is None:
+        raise SystemExit("edgeseg info: give a model file, a shipped model name or a config (--config)")
+    is_config = args.config is not None or str(target).endswith((".yaml", ".yml")) or (
+        not Path(target).exists() and find_asset("models", str(target), ".pt") is None
+        and find_asset("models", str(target), ".yaml") is not None)
+    if is_config:
+        from edgeseg.assets import resolve_config
+        from edgeseg.config import load_config
+        from edgeseg.modeling.complexity import model_info
 
-    model_cfg, _ = load_config(resolve_config(args.config))
-    if args.num_classes:
-        import dataclasses
+        model_cfg, _ = load_config(resolve_config(target))
+        if args.num_classes:
+            import dataclasses
 
-        model_cfg = dataclasses.replace(model_cfg, num_classes=args.num_classes)
-    info = model_info(model_cfg, args.imgsz)
+            model_cfg = dataclasses.replace(model_cfg, num_classes=args.num_classes)
+        info = model_info(model_cfg, args.imgsz or model_cfg.image_size)
+    else:
+        from edgeseg.backends import describe
+
+        info = describe(target)
     for key, value in info.items():
+        if isinstance(value, list) and len(value) > 12:
+            value = ", ".join(map(str, value[:12])) + f", ... ({len(value)})"
         print(f"{key:>24}: {value}")
 
 
@@ -393,9 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX / OpenVINO IR / TFLite, checked against torch")
     p.add_argument("--weights", default=SHIPPED, help=f"checkpoint or shipped model name (default {SHIPPED})")
-    p.add_argument("--format", choices=["onnx", "openvino", "tflite"], help="default: the --profile's")
-    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default fp32, or the --profile's; int8 quantizes")
-    p.add_argument("--imgsz", type=int, help="fixed input size S (multiple of 32; default 512 or the --profile's)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, help="default: the --profile's")
+    p.add_argument("--precision", choices=PRECISIONS, help="default fp32, or the --profile's; int8 quantizes")
+    p.add_argument("--imgsz", type=int,
+                   help="fixed input size S (multiple of 32; default: the size stored with the model, or the --profile's)")
     p.add_argument("--profile", help=PROFILE_HELP)
     p.add_argument("--out", help="output folder (default: beside the weights)")
     p.add_argument("--data", help="COCO-panoptic root for the parity check (default: the checkpoint's)")
@@ -406,12 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quantize", help="INT8 with NNCF / ONNX Runtime / litert-torch PT2E, refused past a PQ budget")
     p.add_argument("--weights", required=True)
-    p.add_argument("--format", required=True, choices=["openvino", "onnx", "tflite"])
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--data", help="COCO-panoptic root: train split calibrates, val split checks PQ (default: the checkpoint's)")
     p.add_argument("--subset", type=int, help="calibration images (default: the recipe's, 300)")
     p.add_argument("--max-pq-drop", type=float, help="PQ budget in points; turns on NNCF accuracy control (OpenVINO, ONNX)")
     p.add_argument("--recipe", help="quantize/NAME.yaml (default: the runtime's built-in recipe)")
-    p.add_argument("--imgsz", type=int, default=512)
+    p.add_argument("--imgsz", type=int, help="fixed input size (default: the size stored with the model)")
     p.add_argument("--out", help="output folder (default: beside the weights)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_quantize)
@@ -433,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="torch FP32, ONNX FP32, OpenVINO INT8, TFLite FP16; one thread count; 50 val images")
     p.add_argument("--data", default="data/synth")
     p.add_argument("--val-images", type=int, help="val images scored per row (default: all)")
-    p.add_argument("--runs", type=int, help="timed runs per row after warm-up (default 50)")
+    p.add_argument("--frames", nargs="+", metavar="PHOTO",
+                   help="photos for the 1280x720 / 640x480 timing frames (default: a val image resized)")
+    p.add_argument("--runs", type=int, help="timed predict() calls per row after warm-up, over the frames in turn (default 50)")
     p.add_argument("--warmup", type=int)
     p.add_argument("--calibration-images", type=int, help="INT8 calibration subset (default: the recipe's)")
     p.add_argument("--work", default="runs/bench", help="artifact cache (reused when the checkpoint is unchanged)")
@@ -466,9 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="regenerate data, train the teacher, distil the student, then the demo (hours on a CPU)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("info", help="parameters and GMACs of a config")
-    p.add_argument("--config", required=True)
-    p.add_argument("--imgsz", type=int, default=512)
+    p = sub.add_parser("info", help="what a model file is (format, size, classes, thresholds), or a config's size")
+    p.add_argument("target", nargs="?", help=f"model file, shipped model name (e.g. {SHIPPED}) or config")
+    p.add_argument("--config", help="YAML file or config name under models/: parameters and GMACs")
+    p.add_argument("--imgsz", type=int, help="input size for a config's GMACs (default: the config's)")
     p.add_argument("--num-classes", type=int)
     p.set_defaults(func=cmd_info)
     return parser
@@ -478,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     from edgeseg.errors import EdgesegError
 
     args = build_parser().parse_args(argv)
+    # set before any command imports torch (see the module docstring); a user's value wins
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         args.func(args)
     except EdgesegError as exc:

@@ -1,28 +1,39 @@
-"""Dataclass configs for the student model and its training, serialisable to YAML.
+"""Frozen dataclass configs for the student model and its training, serialisable to YAML.
 
 A YAML file under ``models/`` holds ``model:`` and (optionally) ``train:`` sections whose keys
 are exactly the dataclass fields below; unknown keys are an error, missing keys take the
-defaults. No hidden registry: a config *is* the model description.
+defaults. Values are checked against each field's type by :func:`from_dict` (the YAML file,
+``--set`` overrides and a checkpoint's stored config all go through it): ``1e-3`` is a float
+(YAML 1.1 reads it as a string), ``steps: 1.5`` is an error naming ``train.steps`` and ``int``.
+No hidden registry: a config *is* the model description.
 """
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import yaml
 
 from edgeseg.errors import ConfigError
+from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a PEM student (DESIGN.md section 2)."""
 
     name: str = "pem_mnv3l_512"
     backbone: str = "mobilenetv3_large_100"
     backbone_weights: str | None = None  # local timm weight file; never downloaded
+    # Input normalisation on the 0-255 scale, owned by the backbone's weights (ImageNet statistics
+    # for timm's PyTorch-trained models; TF-origin weights want 127.5 / 127.5). It travels with
+    # the checkpoint into every export's metadata, so preprocessing always matches training.
+    pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
+    pixel_std: tuple[float, float, float] = IMAGENET_STD
     num_classes: int = 13  # K, without the no-object class; set from the data set
     image_size: int = 512  # S, the fixed export / inference input size
     pixel_dim: int = 128  # pixel-decoder channels (PEM R50: 128)
@@ -40,7 +51,7 @@ class ModelConfig:
     mask_shape_class: bool = True  # class logits from scale-normalised final-mask silhouettes (shape_head.py)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TeacherConfig:
     """The Mask2Former teacher (DESIGN.md section 3): HF ``Mask2FormerForUniversalSegmentation``.
 
@@ -69,7 +80,7 @@ class TeacherConfig:
     class_index: list[int] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class LossConfig:
     """Mask2Former's loss weights and point sampling."""
 
@@ -87,7 +98,7 @@ class LossConfig:
     importance_sample_ratio: float = 0.75
 
 
-@dataclass
+@dataclass(frozen=True)
 class DistillConfig:
     """Teacher -> student distillation (DESIGN.md section 3); off while ``teacher`` is None.
 
@@ -108,7 +119,7 @@ class DistillConfig:
     num_points: int = 12544
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule and data for ``edgeseg train``."""
 
@@ -138,24 +149,94 @@ class TrainConfig:
     kd: DistillConfig = field(default_factory=DistillConfig)
 
 
-def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
-    """Build a dataclass from a dict, refusing unknown keys (typos must not pass silently)."""
+def from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build the (frozen) dataclass ``cls`` from a mapping, checking every value against its
+    field's type. Unknown keys are refused (a typo must not pass silently); missing keys take the
+    defaults. Errors name the key (``where.key``), the expected type and the value found."""
+    if isinstance(data, cls):
+        return data
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
+        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
-    kwargs = {}
-    for key, value in data.items():
-        if key == "loss" and cls is TrainConfig:
-            value = _from_dict(LossConfig, value, f"{where}.loss")
-        elif key == "kd" and cls is TrainConfig:
-            value = _from_dict(DistillConfig, value, f"{where}.kd")
-        elif key == "scale_range":
-            value = tuple(float(v) for v in value)
-        kwargs[key] = value
-    return cls(**kwargs)
+    hints = typing.get_type_hints(cls)
+    kwargs = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` as type ``tp`` (bool, int, float, str, Optional / unions, tuple, list, dict,
+    nested dataclasses), or a ConfigError."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (tuple, list) or tp in (tuple, list):
+        if isinstance(value, (list, tuple)):
+            if origin is tuple and args and args[-1] is not Ellipsis:
+                if len(value) != len(args):
+                    raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}: {value!r}")
+                items = [_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+            else:
+                inner = args[0] if args else Any
+                items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+            return tuple(items) if (origin or tp) is tuple else items
+    elif origin is dict or tp is dict:
+        if isinstance(value, dict):
+            vt = args[1] if args else Any
+            return {k: _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    else:
+        raise ConfigError(f"{where}: fields of type {_type_name(tp)} are not supported by the config loader")
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def to_plain(obj: Any) -> Any:
+    """A config (or any nesting of dataclasses, tuples, lists, dicts) as YAML-safe plain values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
 
 
 def model_config_from_dict(data: dict[str, Any], where: str = "model") -> ModelConfig | TeacherConfig:
@@ -163,44 +244,14 @@ def model_config_from_dict(data: dict[str, Any], where: str = "model") -> ModelC
     if isinstance(data, dict) and data.get("arch", "pem") != "pem":
         if data["arch"] != "mask2former":
             raise ConfigError(f"{where}: arch must be 'pem' or 'mask2former', got {data['arch']!r}")
-        return _from_dict(TeacherConfig, data, where)
+        return from_dict(TeacherConfig, data, where)
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k != "arch"}
-    return _from_dict(ModelConfig, data, where)
+    return from_dict(ModelConfig, data, where)
 
 
 def train_config_from_dict(data: dict[str, Any], where: str = "train") -> TrainConfig:
-    return _from_dict(TrainConfig, data, where)
-
-
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-
-
-def resolve_config(name_or_path: str | Path) -> Path:
-    """A YAML path as given, or a config name under ``models/`` (``teacher-swint`` ->
-    ``models/teacher_swint.yaml``)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    candidate = MODELS_DIR / f"{str(name_or_path).replace('-', '_')}.yaml"
-    if candidate.is_file():
-        return candidate
-    known = sorted(p.stem.replace("_", "-") for p in MODELS_DIR.glob("*.yaml")) if MODELS_DIR.is_dir() else []
-    raise ConfigError(f"no config file {path} and no model named {str(name_or_path)!r} in {MODELS_DIR} (known: {known})")
-
-
-def resolve_weights(name_or_path: str | Path) -> Path:
-    """A checkpoint path as given, or the name of a shipped model under ``models/``
-    (``pem_mnv3l_512`` or ``pem-mnv3l-512`` -> ``models/pem_mnv3l_512.pt``)."""
-    path = Path(name_or_path)
-    if path.exists() or path.suffix:
-        return path
-    candidate = MODELS_DIR / f"{str(name_or_path).replace('-', '_')}.pt"
-    if candidate.is_file():
-        return candidate
-    shipped = sorted(p.stem for p in MODELS_DIR.glob("*.pt")) if MODELS_DIR.is_dir() else []
-    raise ConfigError(f"no file {path} and no shipped model named {str(name_or_path)!r} in {MODELS_DIR} "
-                          f"(shipped: {shipped})")
+    return from_dict(TrainConfig, data, where)
 
 
 def load_config(path: str | Path) -> tuple[ModelConfig | TeacherConfig, TrainConfig]:
@@ -223,12 +274,33 @@ def load_config(path: str | Path) -> tuple[ModelConfig | TeacherConfig, TrainCon
 
 
 def config_to_dict(model: ModelConfig | TeacherConfig, train: TrainConfig | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"model": dataclasses.asdict(model)}
+    out: dict[str, Any] = {"model": to_plain(model)}
     if train is not None:
-        t = dataclasses.asdict(train)
-        t["scale_range"] = list(t["scale_range"])
-        out["train"] = t
+        out["train"] = to_plain(train)
     return out
+
+
+def apply_overrides(model: ModelConfig | TeacherConfig, train: TrainConfig,
+                    overrides: list[str]) -> tuple[ModelConfig | TeacherConfig, TrainConfig]:
+    """``["train.steps=300", "model.num_queries=50", "train.loss.mask_weight=2"]``: each value is
+    read as a YAML scalar, then the whole config is rebuilt through :func:`from_dict`, so an
+    override is type-checked exactly like the YAML file."""
+    data = config_to_dict(model, train)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        parts = key.split(".")
+        if not sep or parts[0] not in data or len(parts) < 2:
+            raise ConfigError(f"--set expects model.KEY=VALUE or train.KEY=VALUE, got {item!r}")
+        node = data[parts[0]]
+        for p in parts[1:-1]:
+            if not isinstance(node.get(p), dict):
+                raise ConfigError(f"--set {item!r}: {p!r} is not a section of {parts[0]}")
+            node = node[p]
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from exc
+    return model_config_from_dict(data["model"]), train_config_from_dict(data["train"])
 
 
 def save_config(path: str | Path, model: ModelConfig | TeacherConfig, train: TrainConfig | None = None) -> None:

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -48,8 +49,11 @@ QUICK = DemoSettings(imgsz=128, threads=(1,), val_images=4, runs=5, warmup=1, pa
                      quant_validation_images=4, overlay_images=1, teacher_steps=2, student_steps=2)
 
 
+logger = logging.getLogger(__name__)
+
+
 def _log(msg: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    logger.info("[demo %s] %s", time.strftime("%H:%M:%S"), msg)
 
 
 def ensure_data(root: str | Path, quick: bool, regenerate: bool = False) -> Path:
@@ -68,7 +72,8 @@ def ensure_data(root: str | Path, quick: bool, regenerate: bool = False) -> Path
 def train_from_scratch(data: Path, out: Path, settings: DemoSettings) -> tuple[Path, Path]:
     """Teacher (Mask2Former Swin-T) -> distilled default student -> calibrated threshold.
     Returns ``(student, teacher)`` checkpoints. Resumable: re-running continues both runs."""
-    from edgeseg.config import load_config, resolve_config
+    from edgeseg.config import load_config
+    from edgeseg.assets import resolve_config
     from edgeseg.evaluation.calibrate import calibrate_checkpoint
     from edgeseg.training.trainer import train
 

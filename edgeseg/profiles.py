@@ -9,16 +9,14 @@ measurements: latency comes from ``edgeseg bench --profile NAME`` run *on the de
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from edgeseg.errors import ConfigError
-
-FORMATS = ("torch", "onnx", "openvino", "tflite")
-PRECISIONS = ("fp32", "fp16", "int8")
+from edgeseg.config import from_dict
+from edgeseg.errors import ConfigError, EdgesegError
+from edgeseg.formats import EXPORT_FORMATS, check_combo
 
 
 @dataclass(frozen=True)
@@ -41,13 +39,13 @@ class DeviceProfile:
     sizes: tuple[int, ...] = field(default=(256, 384, 512))  # input sizes tune may pick
 
     def validate(self) -> "DeviceProfile":
-        if self.format not in FORMATS[1:]:
-            raise ConfigError(f"profile {self.name}: format {self.format!r} is not one of {FORMATS[1:]}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"profile {self.name}: precision {self.precision!r} is not one of {PRECISIONS}")
-        for fmt, prec in self.candidates:
-            if fmt not in FORMATS or prec not in PRECISIONS:
-                raise ConfigError(f"profile {self.name}: candidate ({fmt}, {prec}) is not a known format / precision")
+        if self.format not in EXPORT_FORMATS:
+            raise ConfigError(f"profile {self.name}: format {self.format!r} is not one of {EXPORT_FORMATS}")
+        for fmt, prec in ((self.format, self.precision), *self.candidates):
+            try:
+                check_combo(fmt, prec)
+            except EdgesegError as exc:
+                raise ConfigError(f"profile {self.name}: ({fmt}, {prec}): {exc}") from exc
         for s in (self.imgsz, *self.sizes):
             if int(s) % 32 or int(s) < 64:
                 raise ConfigError(f"profile {self.name}: input size {s} must be a multiple of 32 and >= 64")
@@ -110,19 +108,8 @@ def get_profile(name_or_path: str | Path) -> DeviceProfile:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    known = {f.name for f in dataclasses.fields(DeviceProfile)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown profile fields {unknown}; known: {sorted(known)}")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of DeviceProfile fields")
     raw.setdefault("name", path.stem)
     raw.setdefault("description", f"custom profile {path}")
-    for key in ("candidates",):
-        if key in raw:
-            raw[key] = tuple(tuple(c) for c in raw[key])
-    for key in ("providers", "sizes"):
-        if raw.get(key) is not None:
-            raw[key] = tuple(raw[key])
-    try:
-        return DeviceProfile(**raw).validate()
-    except TypeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return from_dict(DeviceProfile, raw, str(path)).validate()

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny built-in data set and a tiny student config (CPU, seconds)."""
+"""Shared fixtures: the built-in data the shipped student was trained on, a tiny data set and a
+tiny student config (CPU, seconds)."""
 from __future__ import annotations
 
 import os
@@ -31,3 +32,17 @@ def tiny_train_config(data: Path, **kw) -> TrainConfig:
                 loss=LossConfig(num_points=256))
     base.update(kw)
     return TrainConfig(**base)
+
+
+SHIPPED = "pem_mnv3l_512"
+SMALL = 128  # the shipped student at a small size: fast, and it still finds segments (PQ about 42)
+
+
+@pytest.fixture(scope="session")
+def shipped_data(tmp_path_factory) -> Path:
+    """The first images of the built-in data set exactly as the shipped student saw it (seed 0,
+    256 px; every image depends only on (seed, split, index)): 16 train images to calibrate on,
+    the first 20 val images, on which it finds segments. Tests that compare runtimes use these, so
+    that "the outputs agree" is about real segments, never two empty results."""
+    cfg = SynthConfig(image_size=256, num_train=16, num_val=20)
+    return generate_synthetic(tmp_path_factory.mktemp("shipped") / "synth", seed=0, config=cfg)

@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_model_config, tiny_train_config
 from edgeseg.benchmark import BenchConfig, bench, mark_pareto, markdown_table, select, student_vs_teacher, write_report
 from edgeseg.benchmark.tune import TuneError, load_rows
-from edgeseg.config import MODELS_DIR, resolve_weights
+from edgeseg.assets import asset_dir, resolve_weights
 from edgeseg.errors import ConfigError, EdgesegError
 from edgeseg.profiles import PROFILES, get_profile
 from edgeseg.training.trainer import train
@@ -110,7 +110,7 @@ def test_shipped_student_loads_by_name_and_predicts():
     from edgeseg.backends import load
 
     path = resolve_weights("pem-mnv3l-512")
-    assert path == MODELS_DIR / "pem_mnv3l_512.pt" and path.stat().st_size < 20e6  # FP16 weights
+    assert path == asset_dir("models") / "pem_mnv3l_512.pt" and path.stat().st_size < 20e6  # FP16 weights
     predictor = load("pem_mnv3l_512", input_size=128)
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     result = predictor.predict(image)
@@ -129,7 +129,8 @@ def tiny_weights(tmp_path_factory, tiny_data) -> Path:
 def test_strip_checkpoint_halves_and_keeps_outputs(tiny_weights, tmp_path):
     import torch
 
-    from edgeseg.training.checkpoint import load_checkpoint, load_model, strip_checkpoint
+    from edgeseg.checkpoint import load_checkpoint, strip_checkpoint
+    from edgeseg.modeling.build import load_model
 
     r = strip_checkpoint(tiny_weights, tmp_path / "s.pt")
     ckpt = load_checkpoint(tmp_path / "s.pt")

@@ -11,7 +11,8 @@ import torch
 from edgeseg.errors import CheckpointError
 from edgeseg.inference.result import LabelSpace
 from edgeseg.modeling.pem import build_pem
-from edgeseg.training.checkpoint import load_checkpoint, load_model, save_checkpoint
+from edgeseg.checkpoint import load_checkpoint, save_checkpoint
+from edgeseg.modeling.build import load_model
 from tests.conftest import tiny_model_config
 
 

@@ -44,7 +44,7 @@ def test_from_scratch_trains_teacher_then_distilled_student(tiny_data, tmp_path)
     from dataclasses import replace
 
     from edgeseg.demo import QUICK, train_from_scratch
-    from edgeseg.training.checkpoint import load_checkpoint
+    from edgeseg.checkpoint import load_checkpoint
 
     settings = replace(QUICK, val_images=2)
     student, teacher = train_from_scratch(tiny_data, tmp_path, settings)

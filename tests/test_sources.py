@@ -20,10 +20,11 @@ class CountingAdapter:
         self.cls = rng.normal(size=(1, queries, classes + 1)).astype(np.float32)
         self.masks = rng.normal(size=(1, queries, size // 4, size // 4)).astype(np.float32)
         self.calls = 0
+        self.input_size = size
 
-    def forward(self, x):
+    def infer(self, x):
         self.calls += 1
-        return self.cls, self.masks
+        return {"class_logits": self.cls, "mask_logits": self.masks}
 
 
 @pytest.fixture

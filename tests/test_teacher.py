@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from edgeseg.config import DistillConfig, TeacherConfig, load_config, resolve_config
+from edgeseg.config import DistillConfig, TeacherConfig, load_config
+from edgeseg.assets import resolve_config
 from edgeseg.data.coco_panoptic import CocoPanoptic
 from edgeseg.errors import ConfigError
 from edgeseg.modeling.build import build_model

@@ -8,7 +8,7 @@ import torch
 
 from edgeseg.config import LossConfig, TrainConfig
 from edgeseg.modeling.pem import build_pem
-from edgeseg.training.checkpoint import load_checkpoint
+from edgeseg.checkpoint import load_checkpoint
 from edgeseg.training.losses import SetCriterion
 from edgeseg.training.matcher import HungarianMatcher
 from edgeseg.training.trainer import learning_rate, train

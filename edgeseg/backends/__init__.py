@@ -1,28 +1,33 @@
-"""Runtime adapters and ``load(path)``, which picks one by file suffix.
+"""Runtime adapters and ``load(path)``, which picks one by file suffix from the format table.
 
-``.pt``/``.pth``: torch (the reference). ``.onnx``: ONNX Runtime. ``.xml``: OpenVINO.
-``.tflite``: LiteRT. Exported models read their ``edgeseg.json`` (class names, S, mean/std,
-thresholds); nothing else is needed, and only the one runtime is imported.
+``.pt``: torch (the reference, needs the ``train`` extra). ``.onnx``: ONNX Runtime. ``.xml``:
+OpenVINO. ``.tflite``: LiteRT. Exported models read their ``edgeseg.json`` (class names, S,
+mean/std, thresholds, output tensor names); nothing else is needed, and only the one runtime
+is imported.
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
+from edgeseg.assets import resolve_weights
+from edgeseg.backends.base import Adapter
 from edgeseg.errors import EdgesegError
+from edgeseg.formats import format_of_path
 from edgeseg.inference.predictor import Predictor, Thresholds
 from edgeseg.inference.result import LabelSpace
 
-_TORCH_SUFFIXES = (".pt", ".pth")
-_ARTIFACT_SUFFIXES = (".onnx", ".xml", ".tflite")
+ThresholdOverrides = Thresholds | Mapping[str, float | None] | None
 
 
 def load(
-    path: str | Path,
+    path: str | os.PathLike,
     device: str = "cpu",
     input_size: int | None = None,
     threads: int | None = None,
-    thresholds: Thresholds | None = None,
+    thresholds: ThresholdOverrides = None,
     providers: Sequence[str] | None = None,
     hint: str = "LATENCY",
     delegate: str | None = None,
@@ -30,42 +35,52 @@ def load(
     """Load a model file (or a shipped model by name, e.g. ``pem_mnv3l_512``) into a
     :class:`Predictor`, choosing the runtime by suffix.
 
-    ``device``: torch device for ``.pt``; OpenVINO device (CPU, GPU, NPU, AUTO) for ``.xml``.
-    ``providers``: ONNX Runtime execution providers (default: TensorRT, CUDA, CPU when present).
-    ``hint``: OpenVINO LATENCY or THROUGHPUT. ``delegate``: LiteRT external delegate library.
-    ``thresholds`` overrides the inference thresholds stored with the model.
+    ``input_size``: ``.pt`` only (default: the size stored with the model, which is also what
+    its exports use); exports have a fixed size. ``device``: torch device for ``.pt``; OpenVINO
+    device (CPU, GPU, NPU, AUTO) for ``.xml``. ``providers``: ONNX Runtime execution providers
+    (default: TensorRT, CUDA, CPU when present). ``hint``: OpenVINO LATENCY or THROUGHPUT.
+    ``delegate``: LiteRT external delegate library. ``thresholds``: overrides of the stored
+    inference thresholds; in a mapping, ``None`` keeps the stored value.
     """
-    from edgeseg.config import resolve_weights
-
-    path = resolve_weights(path)  # a file, or a shipped model's name (models/<name>.pt)
+    path = resolve_weights(path)  # a file, or a shipped model's name
+    fmt = format_of_path(path)
     if not path.is_file():
         raise EdgesegError(f"model file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in _TORCH_SUFFIXES:
-        import torch
+    if fmt.name == "torch":
+        return _load_checkpoint(path, device, input_size, threads, thresholds)
+    if input_size is not None:
+        raise EdgesegError(f"{path}: exported models have a fixed input size; re-export with --imgsz {input_size}")
+    return load_artifact(path, device=device, threads=threads, thresholds=thresholds, providers=providers,
+                         hint=hint, delegate=delegate)
 
+
+def _load_checkpoint(path: Path, device: str, input_size: int | None, threads: int | None,
+                     thresholds: ThresholdOverrides) -> Predictor:
+    try:
         from edgeseg.backends.torch_backend import TorchAdapter
+    except ImportError as exc:
+        raise EdgesegError(f"{path} is a PyTorch checkpoint and needs torch: pip install 'edgeseg[train]' "
+                           f"(or run an exported .onnx / .xml / .tflite with a runtime extra)") from exc
+    adapter, ckpt = TorchAdapter.from_checkpoint(path, input_size, device, threads=threads)
+    return predictor_for_checkpoint(adapter, ckpt, thresholds)
 
-        if threads:
-            torch.set_num_threads(threads)
-        adapter, ckpt = TorchAdapter.from_checkpoint(path, input_size, device)
-        labels = LabelSpace(**ckpt["label_space"])
-        thresholds = thresholds or Thresholds(**ckpt.get("thresholds", {}))
-        return Predictor(adapter, labels, adapter.input_size, thresholds)
-    if suffix in _ARTIFACT_SUFFIXES:
-        if input_size is not None:
-            raise EdgesegError(f"{path}: exported models have a fixed input size; re-export with --imgsz {input_size}")
-        return load_artifact(path, device=device, threads=threads, thresholds=thresholds, providers=providers,
-                             hint=hint, delegate=delegate)
-    raise EdgesegError(f"{path}: unsupported model suffix '{suffix}'; supported: "
-                       f"{', '.join(_TORCH_SUFFIXES + _ARTIFACT_SUFFIXES)}")
+
+def predictor_for_checkpoint(adapter: Adapter, ckpt: dict[str, Any], thresholds: ThresholdOverrides = None) -> Predictor:
+    """A :class:`Predictor` over ``adapter`` with the label space, thresholds and normalisation
+    a checkpoint stores (shared by ``load`` and the torch references of parity and INT8)."""
+    from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+    cfg = ckpt["model_config"]
+    stored = Thresholds(**ckpt.get("thresholds", {}))
+    return Predictor(adapter, LabelSpace(**ckpt["label_space"]), adapter.input_size, stored.merged(thresholds),
+                     mean=cfg.get("pixel_mean", IMAGENET_MEAN), std=cfg.get("pixel_std", IMAGENET_STD))
 
 
 def load_artifact(
-    path: str | Path,
+    path: str | os.PathLike,
     device: str = "cpu",
     threads: int | None = None,
-    thresholds: Thresholds | None = None,
+    thresholds: ThresholdOverrides = None,
     providers: Sequence[str] | None = None,
     hint: str = "LATENCY",
     delegate: str | None = None,
@@ -74,23 +89,50 @@ def load_artifact(
     from edgeseg.export.metadata import read_metadata
 
     path = Path(path)
+    fmt = format_of_path(path)
+    if fmt.exporter is None:
+        raise EdgesegError(f"{path}: not an exported model (load it with edgeseg.load)")
     meta = read_metadata(path)
-    size = meta.input_size
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        from edgeseg.backends.onnxruntime_backend import OnnxRuntimeAdapter
-
-        adapter = OnnxRuntimeAdapter(path, size, providers=providers, threads=threads)
-    elif suffix == ".xml":
-        from edgeseg.backends.openvino_backend import OpenVINOAdapter
-
-        adapter = OpenVINOAdapter(path, size, device="CPU" if device == "cpu" else device, hint=hint, threads=threads)
-    elif suffix == ".tflite":
-        from edgeseg.backends.litert_backend import LiteRTAdapter
-
-        adapter = LiteRTAdapter(path, size, threads=threads, delegate=delegate)
-    else:
-        raise EdgesegError(f"{path}: not an exported model (expected {', '.join(_ARTIFACT_SUFFIXES)})")
+    adapter = fmt.adapter_class()(path, meta.input_size, meta.output_tensors, device=device, threads=threads,
+                                  providers=providers, hint=hint, delegate=delegate)
     labels = LabelSpace(meta.class_names, meta.isthing, meta.category_ids)
-    thresholds = thresholds or Thresholds(**meta.thresholds)
-    return Predictor(adapter, labels, size, thresholds, mean=tuple(meta.mean), std=tuple(meta.std))
+    stored = Thresholds(**meta.thresholds)
+    return Predictor(adapter, labels, meta.input_size, stored.merged(thresholds), mean=meta.mean, std=meta.std)
+
+
+def describe(path: str | os.PathLike) -> dict[str, Any]:
+    """What a model file (or shipped model name) is, without running it: format, runtime, input
+    size, classes, thresholds, normalisation, provenance. A ``.pt`` needs torch to be read."""
+    from edgeseg.export.metadata import read_metadata
+    from edgeseg.formats import get_format
+
+    path = resolve_weights(path)
+    fmt = format_of_path(path)
+    if not path.is_file():
+        raise EdgesegError(f"model file not found: {path}")
+    info: dict[str, Any] = {"file": str(path), "format": fmt.name, "runtime": fmt.runtime,
+                            "install": f"pip install 'edgeseg[{fmt.extra}]'"}
+    if fmt.name == "torch":
+        from edgeseg.checkpoint import load_checkpoint  # says which extra to install when torch is absent
+
+        ckpt = load_checkpoint(path)
+        cfg = ckpt["model_config"]
+        labels = ckpt["label_space"]
+        info.update(model=cfg.get("name"), precision=ckpt.get("stored_dtype", "float32"), input_size=int(cfg["image_size"]),
+                    num_queries=cfg.get("num_queries"), classes=list(labels["class_names"]),
+                    things=[n for n, t in zip(labels["class_names"], labels["isthing"]) if t],
+                    thresholds=dict(Thresholds(**ckpt.get("thresholds", {})).__dict__),
+                    parameters=int(sum(v.numel() for v in ckpt["model"].values() if v.is_floating_point())),
+                    trained_steps=ckpt.get("step"))
+        return info
+    meta = read_metadata(path)
+    get_format(meta.format)
+    info.update(model=meta.model_name, precision=meta.precision, input_size=meta.input_size,
+                num_queries=meta.num_queries, classes=meta.class_names,
+                things=[n for n, t in zip(meta.class_names, meta.isthing) if t], thresholds=meta.thresholds,
+                mean=meta.mean, std=meta.std, source=f"{meta.source_checkpoint} (sha256 {meta.source_sha256[:16]})",
+                edgeseg_version=meta.edgeseg_version)
+    return info
+
+
+__all__ = ["Adapter", "describe", "load", "load_artifact", "predictor_for_checkpoint"]

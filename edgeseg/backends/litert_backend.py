@@ -6,11 +6,12 @@ both; ``delegate`` loads an external one (e.g. a vendor NPU delegate ``.so``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.backends.checks import check_input
+from edgeseg.backends.base import Adapter
 from edgeseg.errors import EdgesegError
 
 
@@ -28,11 +29,14 @@ def _interpreter_module():
                            "(ai-edge-litert), or tflite-runtime with numpy<2 on older devices") from exc
 
 
-class LiteRTAdapter:
-    """``forward(x [1,3,S,S] float32) -> (class_logits, mask_logits)`` through a LiteRT interpreter."""
+class LiteRTAdapter(Adapter):
+    """A ``.tflite`` model through a LiteRT interpreter (XNNPACK by default)."""
 
-    def __init__(self, path: str | Path, input_size: int, threads: int | None = None,
-                 delegate: str | None = None) -> None:
+    runtime = "litert"
+
+    def __init__(self, path: str | Path, input_size: int, output_tensors: Mapping[str, str],
+                 threads: int | None = None, delegate: str | None = None, **_: object) -> None:
+        super().__init__(path, input_size, output_tensors)
         mod = _interpreter_module()
         delegates = []
         if delegate:
@@ -56,24 +60,17 @@ class LiteRTAdapter:
         self.input_dtype = np.dtype(inp["dtype"])
         self.input_quant = _quant_params(inp, path, "input")
         outputs = self.interpreter.get_output_details()
-        # identify the outputs by rank (class logits [1,N,K+1], masks [1,N,h,w]): converters do not
-        # keep output order or names reliably
-        by_rank = {len(d["shape"]): d["index"] for d in outputs}
-        if set(by_rank) != {3, 4}:
-            raise EdgesegError(f"{path}: expected outputs of rank 3 and 4, got {[list(d['shape']) for d in outputs]}")
-        self.class_index, self.mask_index = by_rank[3], by_rank[4]
+        self.output_index = {d["name"]: d["index"] for d in outputs}
         self.output_quant = {d["index"]: _quant_params(d, path, "output") for d in outputs}
-        self.input_size = input_size
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        check_input(x, self.input_size)
+    def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if self.input_quant is not None:
             scale, zero = self.input_quant
             info = np.iinfo(self.input_dtype)
             x = np.clip(np.round(x / scale) + zero, info.min, info.max).astype(self.input_dtype)
         self.interpreter.set_tensor(self.input_index, x)
         self.interpreter.invoke()
-        return self._output(self.class_index), self._output(self.mask_index)
+        return {name: self._output(index) for name, index in self.output_index.items()}
 
     def _output(self, index: int) -> np.ndarray:
         value = self.interpreter.get_tensor(index)

@@ -1,23 +1,26 @@
 """ONNX Runtime adapter: an exported ``.onnx`` file, on the best execution provider present."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from edgeseg.backends.checks import check_input
+from edgeseg.backends.base import Adapter
 from edgeseg.errors import EdgesegError
 
 # Tried in this order when present; a user can pass their own list.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
-class OnnxRuntimeAdapter:
-    """``forward(x [1,3,S,S] float32) -> (class_logits, mask_logits)`` through ``onnxruntime``."""
+class OnnxRuntimeAdapter(Adapter):
+    """An ``.onnx`` model through ``onnxruntime.InferenceSession``."""
 
-    def __init__(self, path: str | Path, input_size: int, providers: Sequence[str] | None = None,
-                 threads: int | None = None) -> None:
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str | Path, input_size: int, output_tensors: Mapping[str, str],
+                 providers: Sequence[str] | None = None, threads: int | None = None, **_: object) -> None:
+        super().__init__(path, input_size, output_tensors)
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -40,10 +43,8 @@ class OnnxRuntimeAdapter:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EdgesegError(f"{path}: onnxruntime could not load the model ({str(exc).splitlines()[0]})") from exc
         self.input_name = self.session.get_inputs()[0].name
-        self.input_size = input_size
+        self.output_order = [o.name for o in self.session.get_outputs()]
         self.providers = self.session.get_providers()
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        check_input(x, self.input_size)
-        cls, masks = self.session.run(None, {self.input_name: x})
-        return np.asarray(cls, np.float32), np.asarray(masks, np.float32)
+    def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_order, self.session.run(None, {self.input_name: x})))

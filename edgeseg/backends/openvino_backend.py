@@ -1,21 +1,26 @@
 """OpenVINO adapter: an exported IR (``.xml`` + ``.bin``) on CPU, GPU, NPU or AUTO."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.backends.checks import check_input
+from edgeseg.backends.base import Adapter
 from edgeseg.errors import EdgesegError
 
 HINTS = ("LATENCY", "THROUGHPUT")
 
 
-class OpenVINOAdapter:
-    """``forward(x [1,3,S,S] float32) -> (class_logits, mask_logits)`` through ``openvino``."""
+class OpenVINOAdapter(Adapter):
+    """An OpenVINO IR compiled for ``device``; outputs found by their tensor names."""
 
-    def __init__(self, path: str | Path, input_size: int, device: str = "CPU", hint: str = "LATENCY",
-                 threads: int | None = None, inference_precision: str | None = "f32") -> None:
+    runtime = "openvino"
+
+    def __init__(self, path: str | Path, input_size: int, output_tensors: Mapping[str, str], device: str = "CPU",
+                 hint: str = "LATENCY", threads: int | None = None, inference_precision: str | None = "f32",
+                 **_: object) -> None:
+        super().__init__(path, input_size, output_tensors)
         try:
             import openvino as ov
         except ImportError as exc:
@@ -24,7 +29,7 @@ class OpenVINOAdapter:
         if hint not in HINTS:
             raise EdgesegError(f"OpenVINO performance hint must be one of {HINTS}, got {hint!r}")
         core = ov.Core()
-        device = device.upper()
+        device = "CPU" if device.lower() == "cpu" else device.upper()
         if device != "AUTO" and not any(d.startswith(device) for d in core.available_devices):
             raise EdgesegError(f"{path}: OpenVINO device {device!r} not present; available: {core.available_devices}")
         config = {"PERFORMANCE_HINT": hint}
@@ -40,12 +45,12 @@ class OpenVINOAdapter:
         except Exception as exc:  # openvino raises RuntimeError subclasses
             raise EdgesegError(f"{path}: OpenVINO could not compile the model for {device} ({str(exc).splitlines()[0]})") from exc
         self.request = self.compiled.create_infer_request()
-        self.input_size = input_size
         self.device = device
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        check_input(x, self.input_size)
+    def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         self.request.infer({0: x})
-        cls = self.request.get_output_tensor(0).data
-        masks = self.request.get_output_tensor(1).data
-        return np.array(cls, np.float32), np.array(masks, np.float32)
+        out = {}
+        for port in self.compiled.outputs:
+            data = np.array(self.request.get_tensor(port).data)  # copied: the request reuses its buffers
+            out.update(dict.fromkeys(port.get_names(), data))  # an IR output can answer to several names
+        return out

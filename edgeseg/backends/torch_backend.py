@@ -6,31 +6,44 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgeseg.backends.checks import check_input
-from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+from edgeseg.backends.base import Adapter
+from edgeseg.checkpoint import load_checkpoint
+from edgeseg.modeling.build import model_from_checkpoint
+
+# the model's forward returns a dict; these are its keys for the contract's outputs
+TORCH_OUTPUTS = {"class_logits": "pred_logits", "mask_logits": "pred_masks"}
 
 
-class TorchAdapter:
-    """``forward(x [1,3,S,S] float32) -> (class_logits, mask_logits)`` as numpy."""
+def serving_size(ckpt: dict) -> int:
+    """The input size a checkpoint serves at by default: its model config's ``image_size``, the
+    size its exports are made at, so a ``.pt`` and its default export give the same Result."""
+    return int(ckpt["model_config"]["image_size"])
 
-    def __init__(self, model: torch.nn.Module, input_size: int, device: str = "cpu") -> None:
+
+class TorchAdapter(Adapter):
+    """A torch module whose forward returns ``pred_logits`` / ``pred_masks``, run without grad."""
+
+    runtime = "torch"
+
+    def __init__(self, model: torch.nn.Module, input_size: int, device: str = "cpu", source: str = "torch module",
+                 threads: int | None = None, **_: object) -> None:
+        super().__init__(source, input_size, TORCH_OUTPUTS)
+        if threads:
+            torch.set_num_threads(int(threads))
         self.model = model.eval().to(device)
         self.device = torch.device(device)
-        self.input_size = input_size
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, input_size: int | None = None, device: str = "cpu"):
-        """Serve at ``input_size``, else at the training size (what the metrics were measured at).
-
-        The model is built for that size: Swin's attention masks depend on it.
-        """
+    def from_checkpoint(cls, path: str | Path, input_size: int | None = None, device: str = "cpu",
+                        threads: int | None = None) -> tuple["TorchAdapter", dict]:
+        """Serve at ``input_size``, else at the checkpoint's serving size. The model is built for
+        that size (Swin's attention masks depend on it)."""
         ckpt = load_checkpoint(path)
-        size = input_size or int((ckpt.get("train_config") or {}).get("image_size") or ckpt["model_config"]["image_size"])
+        size = int(input_size or serving_size(ckpt))
         model = model_from_checkpoint(ckpt, str(path), image_size=size)
-        return cls(model, size, device), ckpt
+        return cls(model, size, device, source=str(path), threads=threads), ckpt
 
     @torch.no_grad()
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        check_input(x, self.input_size)
+    def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         out = self.model(torch.from_numpy(x).to(self.device))
-        return out["pred_logits"].float().cpu().numpy(), out["pred_masks"].float().cpu().numpy()
+        return {key: out[key].float().cpu().numpy() for key in TORCH_OUTPUTS.values()}

@@ -16,7 +16,6 @@ from pathlib import Path
 from edgeseg.errors import EdgesegError
 
 RUNTIME_OF = {"torch": "torch", "onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert"}
-QUANTIZE_DIR = Path(__file__).resolve().parents[2] / "quantize"
 
 
 @dataclass
@@ -35,12 +34,6 @@ class Artifact:
     @property
     def ok(self) -> bool:
         return self.status != "failed"
-
-
-def recipe_for(model_name: str, fmt: str) -> Path | None:
-    """``quantize/<model name>_<format>.yaml`` if the project ships a tuned recipe for the model."""
-    path = QUANTIZE_DIR / f"{model_name}_{fmt}.yaml"
-    return path if path.is_file() else None
 
 
 def _cached(folder: Path, weights_sha: str) -> Artifact | None:
@@ -71,7 +64,7 @@ def build_artifact(weights: str | Path, fmt: str, precision: str, imgsz: int, wo
     matching artifact is already there. Failures are returned (status ``failed`` with the
     reason), not raised: a benchmark records them as rows. ``fp32_model``: the FP32 artifact of
     the same format and size, reused by INT8 and TFLite FP16 instead of converting again."""
-    from edgeseg.training.checkpoint import file_sha256, load_checkpoint
+    from edgeseg.checkpoint import file_sha256, load_checkpoint
 
     weights = Path(weights)
     if fmt == "torch":
@@ -86,10 +79,11 @@ def build_artifact(weights: str | Path, fmt: str, precision: str, imgsz: int, wo
     start = time.perf_counter()
     try:
         if precision == "int8":
+            from edgeseg.assets import resolve_recipe_file
             from edgeseg.quantization import quantize, resolve_recipe
 
             name = str(load_checkpoint(weights)["model_config"].get("name", ""))
-            recipe = resolve_recipe(fmt, recipe_for(name, fmt), calibration_images, None)
+            recipe = resolve_recipe(fmt, resolve_recipe_file(name, fmt), calibration_images, None)
             if validation_images:
                 recipe = dataclasses.replace(recipe, validation_images=int(validation_images))
             result = quantize(weights, fmt, data=data, recipe=recipe, imgsz=imgsz, out=folder, overwrite=True,

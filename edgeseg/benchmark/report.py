@@ -58,19 +58,20 @@ def _fmt(v: Any, spec: str = "") -> str:
 
 def markdown_table(doc: dict) -> str:
     """The rows as a markdown table (failed rows keep their reason), then the teacher comparison."""
-    head = ("| model | runtime | precision | size | threads | status | MB | frame ms (p90) | FPS | forward ms | "
-            "peak RSS MB | PQ | SQ | RQ | PQ th / st | mIoU | GMACs | eff. % | Pareto |")
+    head = ("| model | runtime | precision | size | threads | status | MB | 1280x720 ms (p90) | FPS 1280x720 | "
+            "FPS 640x480 | FPS val | forward ms | peak RSS MB | PQ | SQ | RQ | PQ th / st | mIoU | GMACs | eff. % | Pareto |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in doc["rows"]:
         if r["status"] == "failed":
             lines.append(f"| {r['model']} | {r['runtime']} | {r['precision']} | {r['imgsz']} | {r['threads']} | "
-                         f"failed: {r['reason'][:160].replace('|', '/')} |" + " |" * 13)
+                         f"failed: {r['reason'][:160].replace('|', '/')} |" + " |" * 15)
             continue
         th_st = f"{r['pq_things']:.1f} / {r['pq_stuff']:.1f}" if r.get("pq_things") is not None else ""
         lines.append(
             f"| {r['model']} | {r['runtime']} | {r['precision']} | {r['imgsz']} | {r['threads']} | {r['status']} | "
             f"{_fmt(r.get('file_mb'), '.1f')} | {_fmt(r.get('frame_ms'), '.1f')} ({_fmt(r.get('frame_p90_ms'), '.1f')}) | "
-            f"{_fmt(r.get('fps'), '.1f')} | {_fmt(r.get('forward_ms'), '.1f')} | {_fmt(r.get('peak_rss_mb'), '.0f')} | "
+            f"{_fmt(r.get('fps'), '.1f')} | {_fmt(r.get('fps_640x480'), '.1f')} | {_fmt(r.get('fps_val'), '.1f')} | "
+            f"{_fmt(r.get('forward_ms'), '.1f')} | {_fmt(r.get('peak_rss_mb'), '.0f')} | "
             f"{_fmt(r.get('pq'), '.1f')} | {_fmt(r.get('sq'), '.1f')} | {_fmt(r.get('rq'), '.1f')} | {th_st} | "
             f"{_fmt(r.get('miou'), '.1f')} | {_fmt(r.get('gmacs'), '.2f')} | {_fmt(r.get('efficiency_pct'), '.1f')} | "
             f"{'**yes**' if r.get('pareto') else ''} |")
@@ -83,8 +84,10 @@ def markdown_table(doc: dict) -> str:
                          f"x{c['speedup']:.1f} | {c['pq_share_pct']:.0f} % | {'yes' if c['met'] else 'no'} ({c['goal']}) |")
     m = doc.get("machine", {})
     lines += ["", f"Machine: {m.get('cpu')}, {m.get('cores')} cores ({', '.join(m.get('isa', []))}); measured FP32 GEMM "
-              f"peak {m.get('sgemm_gflops_per_core')} GFLOP/s per core. FPS = 1 / median whole-frame latency "
-              f"(numpy preprocess + runtime + numpy panoptic postprocess), rows timed interleaved after warm-up."]
+              f"peak {m.get('sgemm_gflops_per_core')} GFLOP/s per core. FPS = 1 / median latency of "
+              f"`Predictor.predict(frame)` with its defaults (preprocess, runtime, panoptic + instance + semantic "
+              f"postprocess at the frame's resolution), on a 1280x720 / 640x480 camera frame and on a val image; "
+              f"rows timed interleaved after warm-up."]
     return "\n".join(lines) + "\n"
 
 

@@ -141,18 +141,18 @@ def tune(fps: float, profile: DeviceProfile | None = None, results: list[str | P
 
 def _export_choice(row: dict, out: Path, data: str) -> Path:
     """Export / quantize the chosen row's checkpoint to ``out`` (with its parity / PQ check)."""
-    from edgeseg.config import resolve_weights
+    from edgeseg.assets import resolve_weights
 
     weights = resolve_weights(row["weights"])
     if row["format"] == "torch":
         raise TuneError("the chosen row is the torch checkpoint itself; nothing to export")
     if row["precision"] == "int8":
-        from edgeseg.benchmark.artifacts import recipe_for
+        from edgeseg.assets import resolve_recipe_file
         from edgeseg.quantization import quantize
-        from edgeseg.training.checkpoint import load_checkpoint
+        from edgeseg.checkpoint import load_checkpoint
 
         name = str(load_checkpoint(weights)["model_config"].get("name", ""))
-        return quantize(weights, row["format"], data=data, recipe=recipe_for(name, row["format"]), imgsz=row["imgsz"],
+        return quantize(weights, row["format"], data=data, recipe=resolve_recipe_file(name, row["format"]), imgsz=row["imgsz"],
                         out=out, overwrite=True).path
     from edgeseg.export import export
 

@@ -14,9 +14,7 @@ from typing import Sequence
 
 from edgeseg.data.coco_panoptic import CocoPanoptic
 from edgeseg.evaluation.panoptic_quality import PQAccumulator
-from edgeseg.inference.postprocess import postprocess
 from edgeseg.inference.predictor import Predictor
-from edgeseg.inference.preprocess import preprocess
 
 DEFAULT_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
@@ -27,18 +25,14 @@ def calibrate_object_threshold(predictor: Predictor, dataset: CocoPanoptic, imag
     ``{"object_mask_threshold": best, "pq_by_threshold": {...}, "images": n}`` (ties: the higher)."""
     categories = [{"id": c.id, "name": c.name, "isthing": int(c.isthing)} for c in dataset.categories]
     accs = {t: PQAccumulator(categories) for t in grid}
-    th = predictor.thresholds
     n = min(images, len(dataset))
     for i in range(n):
         sample = dataset.load_raw(i)
-        x, letterbox = preprocess(sample.image, predictor.input_size, predictor.mean, predictor.std)
-        cls, masks = predictor.adapter.forward(x)  # one network run, every threshold
+        x, letterbox = predictor.preprocess(sample.image)
+        outputs = predictor.infer(x)  # one network run, every threshold
         for t, acc in accs.items():
-            res = postprocess(cls, masks, letterbox, predictor.labels, tasks=("panoptic",),
-                              object_mask_threshold=t, overlap_threshold=th.overlap_threshold,
-                              mask_threshold=th.mask_threshold)
-            acc.update(sample.panoptic, sample.segments, res.panoptic,
-                       [{"id": s.id, "category_id": s.category_id} for s in res.segments], image_id=sample.image_id)
+            res = predictor.postprocess(outputs, letterbox, tasks=("panoptic",), thresholds={"object_mask_threshold": t})
+            acc.update(sample.panoptic, sample.segments, res.panoptic, res.segment_dicts(), image_id=sample.image_id)
     pq = {t: acc.summary()["all"]["pq"] for t, acc in accs.items()}
     best = max(sorted(pq, reverse=True), key=lambda t: pq[t])
     return {"object_mask_threshold": best, "pq_by_threshold": {str(t): round(v, 2) for t, v in pq.items()},
@@ -48,8 +42,8 @@ def calibrate_object_threshold(predictor: Predictor, dataset: CocoPanoptic, imag
 def calibrate_checkpoint(weights: str, data: str, split: str = "train", images: int = 100) -> dict:
     """Calibrate a ``.pt`` checkpoint in place (atomic rewrite); returns the calibration record."""
     from edgeseg.backends import load
+    from edgeseg.checkpoint import load_checkpoint, save_checkpoint
     from edgeseg.inference.predictor import Thresholds
-    from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
 
     predictor = load(weights)
     record = calibrate_object_threshold(predictor, CocoPanoptic(data, split), images)

@@ -29,8 +29,7 @@ def evaluate(predictor: Predictor, dataset: CocoPanoptic, max_images: int = 0, p
     for i in indices:
         sample = dataset.load_raw(i)
         result = predictor.predict(sample.image, tasks=("panoptic", "semantic"))
-        pred_segments = [{"id": s.id, "category_id": s.category_id} for s in result.segments]
-        pq.update(sample.panoptic, sample.segments, result.panoptic, pred_segments, image_id=sample.image_id)
+        pq.update(sample.panoptic, sample.segments, result.panoptic, result.segment_dicts(), image_id=sample.image_id)
         gt_sem = panoptic_to_semantic(sample.panoptic, sample.segments, dataset.cat_id_to_index)
         sem.update(gt_sem, result.semantic)
     seconds = time.perf_counter() - start

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
-from edgeseg.export.metadata import FORMATS, ModelMetadata, write_metadata
+from edgeseg.export.metadata import ModelMetadata, write_metadata
+from edgeseg.formats import EXPORT_FORMATS, get_format
 
-MODEL_FILES = {"onnx": "model.onnx", "openvino": "model.xml", "tflite": "model.tflite"}
+
+logger = logging.getLogger(__name__)
+
+
+def _model_mb(path: Path) -> float:
+    size = path.stat().st_size
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        size += path.with_suffix(".bin").stat().st_size
+    return size / 1e6
 
 
 class ExportError(EdgesegError):
@@ -33,21 +44,37 @@ class ExportResult:
 
 
 def _metadata(ckpt: dict, weights: Path, fmt: str, precision: str, size: int) -> ModelMetadata:
+    """The artifact's metadata, all of it from the checkpoint: label space, thresholds and the
+    normalisation the backbone was trained with."""
+    from edgeseg.checkpoint import file_sha256
     from edgeseg.inference.predictor import Thresholds
     from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
     from edgeseg.inference.result import LabelSpace
-    from edgeseg.training.checkpoint import file_sha256
 
+    cfg = ckpt["model_config"]
     labels = LabelSpace(**ckpt["label_space"])
     thresholds = dataclasses.asdict(Thresholds(**ckpt.get("thresholds", {})))
     return ModelMetadata(
-        format=fmt, precision=precision, model_file=MODEL_FILES[fmt], input_size=size,
-        num_queries=int(ckpt["model_config"]["num_queries"]), class_names=list(labels.class_names),
+        format=fmt, precision=precision, model_file=get_format(fmt).model_file, input_size=size,
+        num_queries=int(cfg["num_queries"]), class_names=list(labels.class_names),
         isthing=list(labels.isthing), category_ids=list(labels.category_ids or range(1, len(labels.class_names) + 1)),
-        mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), thresholds=thresholds,
+        # checkpoints written before the config carried the normalisation were trained on ImageNet statistics
+        mean=[float(v) for v in cfg.get("pixel_mean", IMAGENET_MEAN)],
+        std=[float(v) for v in cfg.get("pixel_std", IMAGENET_STD)], thresholds=thresholds,
         source_checkpoint=weights.name, source_sha256=file_sha256(weights, 64),
-        model_name=str(ckpt["model_config"].get("name", "pem")),
+        model_name=str(cfg.get("name", "pem")),
     )
+
+
+def torch_reference(ckpt: dict, weights: Path, imgsz: int, model=None):
+    """The checkpoint in torch FP32 as a :class:`Predictor` at ``imgsz``: what parity and INT8
+    checks compare an artifact against."""
+    from edgeseg.backends import predictor_for_checkpoint
+    from edgeseg.backends.torch_backend import TorchAdapter
+    from edgeseg.modeling.build import model_from_checkpoint
+
+    model = model if model is not None else model_from_checkpoint(ckpt, str(weights), image_size=imgsz)
+    return predictor_for_checkpoint(TorchAdapter(model, imgsz, source=str(weights)), ckpt)
 
 
 def _parity_data(ckpt: dict, data: str | os.PathLike | None):
@@ -65,8 +92,8 @@ def _parity_data(ckpt: dict, data: str | os.PathLike | None):
 def check_fp32_artifact(model: str | os.PathLike, weights: Path, format: str, imgsz: int) -> Path:
     """``model`` if it is the FP32 ``format`` export of ``weights`` at ``imgsz`` (per its
     ``edgeseg.json``); otherwise an ExportError that says what differs."""
+    from edgeseg.checkpoint import file_sha256
     from edgeseg.export.metadata import read_metadata
-    from edgeseg.training.checkpoint import file_sha256
 
     model = Path(model)
     meta = read_metadata(model)
@@ -82,7 +109,7 @@ def export(
     weights: str | os.PathLike,
     format: str = "onnx",
     precision: str = "fp32",
-    imgsz: int = 512,
+    imgsz: int | None = None,
     out: str | os.PathLike | None = None,
     data: str | os.PathLike | None = None,
     check: bool = True,
@@ -92,8 +119,10 @@ def export(
 ) -> ExportResult:
     """Export an edgeseg ``.pt`` checkpoint; returns the artifact path, metadata and parity report.
 
-    ``fp32_model``: an FP32 artifact of the same checkpoint, format and size, reused for a TFLite
-    FP16 export instead of converting again (checked with :func:`check_fp32_artifact`).
+    ``imgsz``: the fixed input size; default the size stored with the model (what the ``.pt``
+    serves at, so both give the same Result). ``fp32_model``: an FP32 artifact of the same
+    checkpoint, format and size, reused for an FP16 export where the format can (TFLite)
+    instead of converting again (checked with :func:`check_fp32_artifact`).
 
     ``out`` is a folder (default ``<weights stem>_<format>_<precision>_<imgsz>`` beside the
     weights) that will hold the model file(s), ``edgeseg.json`` and ``parity.json``.
@@ -101,24 +130,28 @@ def export(
     import torch
 
     from edgeseg.backends import load_artifact
-    from edgeseg.backends.torch_backend import TorchAdapter
+    from edgeseg.assets import resolve_weights
+    from edgeseg.checkpoint import load_checkpoint
     from edgeseg.export.parity import check_parity
-    from edgeseg.inference.predictor import Predictor, Thresholds
-    from edgeseg.inference.result import LabelSpace
+    from edgeseg.modeling.build import model_from_checkpoint
     from edgeseg.modeling.pem import ExportWrapper
-    from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 
-    if format not in FORMATS:
-        raise ExportError(f"unknown export format {format!r}; choose one of {FORMATS}")
-    if int(imgsz) % 32 or int(imgsz) < 64:
-        raise ExportError(f"--imgsz must be a multiple of 32 and >= 64, got {imgsz}")
-    weights = Path(weights)
+    fmt = get_format(format)
+    if fmt.exporter is None:
+        raise ExportError(f"unknown export format {format!r}; choose one of {EXPORT_FORMATS}")
+    if precision == "int8":
+        raise ExportError("INT8 is a quantization with calibration data: use edgeseg.quantize (edgeseg quantize)")
+    fmt.check_precision(precision)
+    weights = resolve_weights(weights)  # a file, or a shipped model's name
     ckpt = load_checkpoint(weights)
     if ckpt["model_config"].get("arch") == "mask2former":
-        # the teacher is the torch reference a user compares against; its MSDeformAttn needs the
-        # dtype fixes TOOLCHAIN.md lists before any exporter accepts it, and no device runs it
+        # the teacher is the torch reference a user compares against; its MSDeformAttn needs
+        # dtype fixes before any exporter accepts it, and no device runs it
         raise ExportError(f"{weights} is the Mask2Former teacher; edgeseg exports students only "
                           f"(run the teacher in torch: edgeseg eval / predict --weights {weights})")
+    imgsz = int(imgsz or ckpt["model_config"]["image_size"])
+    if imgsz % 32 or imgsz < 64:
+        raise ExportError(f"--imgsz must be a multiple of 32 and >= 64, got {imgsz}")
     out = Path(out) if out else weights.with_name(f"{weights.stem}_{format}_{precision}_{imgsz}")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
@@ -136,36 +169,20 @@ def export(
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the final folder is an ordinary one
     try:
         model_path = tmp / meta.model_file
-        if format == "onnx":
-            from edgeseg.export.to_onnx import export_onnx
-
-            meta.extra = export_onnx(module, example, model_path, precision, meta)
-        elif format == "openvino":
-            from edgeseg.export.to_onnx import export_onnx
-            from edgeseg.export.to_openvino import export_openvino
-
-            onnx_tmp = tmp / "intermediate.onnx"
-            onnx_meta = dataclasses.replace(meta, format="onnx", precision="fp32", model_file=onnx_tmp.name)
-            export_onnx(module, example, onnx_tmp, "fp32", onnx_meta)
-            meta.extra = export_openvino(onnx_tmp, model_path, precision, meta)
-            onnx_tmp.unlink()
-        else:
-            from edgeseg.export.to_tflite import export_tflite
-
-            reuse = check_fp32_artifact(fp32_model, weights, format, imgsz) if fp32_model and precision == "fp16" else None
-            meta.extra = export_tflite(module, example, model_path, precision, meta, fp32_model=reuse)
+        reuse = check_fp32_artifact(fp32_model, weights, format, imgsz) if fp32_model and precision != "fp32" else None
+        started = time.perf_counter()
+        meta.extra = fmt.exporter_function()(module, example, model_path, precision, meta, fp32_model=reuse)
         write_metadata(tmp, meta)
+        logger.info("%s %s export: %s (%.1f MB) in %.1f s", format, precision, model_path.name,
+                    _model_mb(model_path), time.perf_counter() - started)
 
         report = None
         if dataset is not None:
-            labels = LabelSpace(**ckpt["label_space"])
-            thresholds = Thresholds(**ckpt.get("thresholds", {}))
-            reference = Predictor(TorchAdapter(model, imgsz), labels, imgsz, thresholds)
-            artifact = load_artifact(model_path)
-            parity = check_parity(reference, artifact, dataset, precision, parity_images)
+            reference = torch_reference(ckpt, weights, imgsz, model)
+            parity = check_parity(reference, load_artifact(model_path), dataset, precision, parity_images)
             report = parity.to_dict()
             (tmp / "parity.json").write_text(json.dumps(report, indent=2))
-            print(parity.summary())
+            logger.info("%s", parity.summary())
             if not parity.passed:
                 raise ExportError(f"{format} {precision} export of {weights} failed the parity check: {parity.summary()}")
         if out.exists():
@@ -177,4 +194,4 @@ def export(
     return ExportResult(out / meta.model_file, meta, report)
 
 
-__all__ = ["ExportError", "ExportResult", "check_fp32_artifact", "export"]
+__all__ = ["ExportError", "ExportResult", "check_fp32_artifact", "export", "torch_reference"]

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeseg import __version__
 from edgeseg.errors import EdgesegError
+from edgeseg.formats import EXPORT_FORMATS, PRECISIONS
+from edgeseg.version import __version__
 
 METADATA_FILE = "edgeseg.json"
 PADDING_RULE = "letterbox: resize the longest side to S (aspect kept), pad bottom/right with the mean (0 after normalisation)"
-FORMATS = ("onnx", "openvino", "tflite")
-PRECISIONS = ("fp32", "fp16", "int8")
+OUTPUT_NAMES = ("class_logits", "mask_logits")
 
 
 @dataclass
@@ -42,7 +42,10 @@ class ModelMetadata:
     model_name: str
     padding: str = PADDING_RULE
     input_name: str = "images"
-    output_names: list[str] = field(default_factory=lambda: ["class_logits", "mask_logits"])
+    output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
+    # contract output -> the runtime's tensor name in the model file (converters may rename
+    # outputs: LiteRT's come out as e.g. "StatefulPartitionedCall:0"); the exporter records it
+    output_tensors: dict[str, str] = field(default_factory=lambda: {n: n for n in OUTPUT_NAMES})
     edgeseg_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)  # exporter details (opset, converter, ...)
 
@@ -55,8 +58,10 @@ class ModelMetadata:
 
 
 def write_metadata(folder: str | Path, meta: ModelMetadata) -> Path:
+    from edgeseg.data.image_io import atomic_write_bytes
+
     path = Path(folder) / METADATA_FILE
-    path.write_text(meta.to_json())
+    atomic_write_bytes(path, meta.to_json().encode())
     return path
 
 
@@ -77,7 +82,7 @@ def read_metadata(model_path: str | Path) -> ModelMetadata:
         missing = sorted(required - set(raw)) if isinstance(raw, dict) else sorted(required)
         raise EdgesegError(f"{path}: missing key(s) {missing}")
     meta = ModelMetadata(**{k: v for k, v in raw.items() if k in known})
-    if meta.format not in FORMATS or meta.precision not in PRECISIONS:
+    if meta.format not in EXPORT_FORMATS or meta.precision not in PRECISIONS:
         raise EdgesegError(f"{path}: unknown format/precision {meta.format!r}/{meta.precision!r}")
     if len(meta.class_names) != len(meta.isthing) or len(meta.class_names) != len(meta.category_ids):
         raise EdgesegError(f"{path}: class_names, isthing and category_ids differ in length")

@@ -11,10 +11,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgeseg.data.coco_panoptic import CocoPanoptic
+from edgeseg.errors import EdgesegError
 from edgeseg.evaluation.panoptic_quality import PQAccumulator
-from edgeseg.inference.postprocess import postprocess
 from edgeseg.inference.predictor import Predictor
-from edgeseg.inference.preprocess import preprocess
 
 # precision -> (minimum mask agreement in %, maximum |PQ difference| in points)
 TOLERANCES: dict[str, tuple[float, float]] = {"fp32": (99.5, 0.3), "fp16": (99.0, 0.5), "int8": (0.0, 1.0)}
@@ -32,6 +31,8 @@ class ParityReport:
     min_agreement: float
     max_pq_diff: float
     passed: bool
+    segments_reference: int = 0  # segments found over all images: a comparison of two empty outputs says nothing
+    segments_artifact: int = 0
 
     def summary(self) -> str:
         return (f"parity ({self.precision}, {self.images} images): max|d class| {self.max_abs_class_logits:.2e}  "
@@ -67,31 +68,33 @@ def check_parity(reference: Predictor, artifact: Predictor, dataset: CocoPanopti
 
     FP32/FP16 must stay within ``|PQ difference|``; INT8 is held to a PQ *drop* (``max_pq_drop``,
     default the INT8 tolerance): an INT8 model scoring higher than torch is not a failure."""
+    if (reference.input_size, reference.mean, reference.std) != (artifact.input_size, artifact.mean, artifact.std):
+        raise EdgesegError(f"parity needs the same input: torch runs at {reference.input_size} "
+                           f"(mean {reference.mean}, std {reference.std}), the artifact at {artifact.input_size} "
+                           f"(mean {artifact.mean}, std {artifact.std})")
     categories = [{"id": c.id, "name": c.name, "isthing": int(c.isthing)} for c in dataset.categories]
     pq_ref, pq_art = PQAccumulator(categories), PQAccumulator(categories)
     d_cls = d_mask = 0.0
     agreements = []
+    segments = [0, 0]
     n = min(images, len(dataset))
     for i in range(n):
         sample = dataset.load_raw(i)
-        x, letterbox = preprocess(sample.image, reference.input_size, reference.mean, reference.std)
+        x, letterbox = reference.preprocess(sample.image)  # one input for both: parity is the network's
         outs = []
         for pred in (reference, artifact):
-            cls, masks = pred.adapter.forward(x)
-            t = pred.thresholds
-            result = postprocess(cls, masks, letterbox, pred.labels, tasks=("panoptic",),
-                                 object_mask_threshold=t.object_mask_threshold,
-                                 overlap_threshold=t.overlap_threshold, mask_threshold=t.mask_threshold)
-            outs.append((cls, masks, result))
-        (c0, m0, r0), (c1, m1, r1) = outs
-        d_cls = max(d_cls, float(np.abs(c0 - c1).max()))
-        d_mask = max(d_mask, float(np.abs(m0 - m1).max()))
+            raw = pred.infer(x)
+            outs.append((raw, pred.postprocess(raw, letterbox, tasks=("panoptic",))))
+        (o0, r0), (o1, r1) = outs
+        d_cls = max(d_cls, float(np.abs(o0["class_logits"] - o1["class_logits"]).max()))
+        d_mask = max(d_mask, float(np.abs(o0["mask_logits"] - o1["mask_logits"]).max()))
+        segments[0] += len(r0.segments)
+        segments[1] += len(r1.segments)
         cats0 = {s.id: s.category_id for s in r0.segments}
         cats1 = {s.id: s.category_id for s in r1.segments}
         agreements.append(panoptic_agreement(r0.panoptic, cats0, r1.panoptic, cats1))
         for acc, res in ((pq_ref, r0), (pq_art, r1)):
-            segs = [{"id": s.id, "category_id": s.category_id} for s in res.segments]
-            acc.update(sample.panoptic, sample.segments, res.panoptic, segs, image_id=sample.image_id)
+            acc.update(sample.panoptic, sample.segments, res.panoptic, res.segment_dicts(), image_id=sample.image_id)
     min_agree, max_pq = TOLERANCES[precision]
     if precision == "int8" and max_pq_drop is not None:
         max_pq = float(max_pq_drop)
@@ -99,4 +102,5 @@ def check_parity(reference: Predictor, artifact: Predictor, dataset: CocoPanopti
     pq0, pq1 = pq_ref.summary()["all"]["pq"], pq_art.summary()["all"]["pq"]
     pq_diff = pq0 - pq1 if precision == "int8" else abs(pq0 - pq1)
     passed = agreement >= min_agree and pq_diff <= max_pq
-    return ParityReport(precision, n, d_cls, d_mask, agreement, pq0, pq1, min_agree, max_pq, passed)
+    return ParityReport(precision, n, d_cls, d_mask, agreement, pq0, pq1, min_agree, max_pq, passed,
+                        segments_reference=segments[0], segments_artifact=segments[1])

@@ -23,8 +23,10 @@ OPSET = 18
 
 
 def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, precision: str,
-                meta: ModelMetadata) -> dict:
-    """Write ``path``; returns exporter details for the metadata's ``extra``."""
+                meta: ModelMetadata, fp32_model: Path | None = None) -> dict:
+    """Write ``path``; returns exporter details for the metadata's ``extra``. The outputs are
+    named by the contract (``meta.output_names``), which ``meta.output_tensors`` already says.
+    ``fp32_model`` is not used (converting is as fast as reusing)."""
     import onnx
 
     if precision not in ("fp32", "fp16"):

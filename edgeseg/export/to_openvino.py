@@ -14,17 +14,39 @@ from edgeseg.errors import EdgesegError
 from edgeseg.export.metadata import ModelMetadata
 
 
-def export_openvino(onnx_path: Path, xml_path: Path, precision: str, meta: ModelMetadata) -> dict:
+def export_openvino(module, example, xml_path: Path, precision: str, meta: ModelMetadata,
+                    fp32_model: Path | None = None) -> dict:
+    """Write ``model.xml`` / ``model.bin`` through an intermediate ONNX file (removed after)."""
+    import dataclasses
+
     import openvino as ov
+
+    from edgeseg.export.to_onnx import export_onnx
 
     if precision not in ("fp32", "fp16"):
         raise EdgesegError(f"OpenVINO export precision must be fp32 or fp16 (int8: `edgeseg quantize`), got {precision!r}")
-    model = ov.convert_model(str(onnx_path))
-    size = meta.input_size
-    model.reshape({model.inputs[0]: ov.PartialShape([1, 3, size, size])})
+    onnx_path = xml_path.with_name("intermediate.onnx")
+    export_onnx(module, example, onnx_path, "fp32", dataclasses.replace(meta, format="onnx", precision="fp32"))
+    try:
+        model = onnx_to_openvino(onnx_path, meta.input_size)
+    finally:
+        onnx_path.unlink(missing_ok=True)
+    names = {name for port in model.outputs for name in port.get_names()}
+    missing = sorted(set(meta.output_tensors.values()) - names)
+    if missing:
+        raise EdgesegError(f"OpenVINO conversion lost the output name(s) {missing}; the IR has {sorted(names)}")
     embed_openvino_metadata(model, meta)
     ov.save_model(model, str(xml_path), compress_to_fp16=precision == "fp16")
     return {"converter": f"openvino.convert_model(onnx) {ov.__version__}", "compress_to_fp16": precision == "fp16"}
+
+
+def onnx_to_openvino(onnx_path: Path, size: int):
+    """An ONNX file as an OpenVINO model with the static input ``[1, 3, S, S]``."""
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_path))
+    model.reshape({model.inputs[0]: ov.PartialShape([1, 3, size, size])})
+    return model
 
 
 def embed_openvino_metadata(model, meta: ModelMetadata) -> None:

@@ -67,6 +67,29 @@ def xnnpack_partitions(path: Path) -> int | None:
     return sum(op["op_name"] == "DELEGATE" for op in it._get_ops_details())
 
 
+def output_tensors(path: Path, meta: ModelMetadata) -> dict[str, str]:
+    """Which of the ``.tflite``'s output tensors is which contract output, decided once at export
+    time from the contract's shapes (class logits ``[1, N, K+1]``, masks ``[1, N, S/4, S/4]``)
+    and recorded in the metadata: LiteRT converters rename outputs (``StatefulPartitionedCall:0``)
+    and do not keep their order, so the runtime adapter must not guess."""
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError as exc:
+        raise EdgesegError("TFLite export needs ai-edge-litert to read the converted model back: "
+                           "pip install ai-edge-litert") from exc
+    details = interpreter.Interpreter(model_path=str(path)).get_output_details()
+    want = {"class_logits": [1, meta.num_queries, len(meta.class_names) + 1],
+            "mask_logits": [1, meta.num_queries, meta.input_size // 4, meta.input_size // 4]}
+    found = {}
+    for name, shape in want.items():
+        hits = [d["name"] for d in details if list(d["shape"]) == shape]
+        if len(hits) != 1:
+            raise EdgesegError(f"{path}: expected one output of shape {shape} for {name}, found "
+                               f"{[(d['name'], list(d['shape'])) for d in details]}")
+        found[name] = hits[0]
+    return found
+
+
 def export_tflite(module: torch.nn.Module, example: torch.Tensor, path: Path, precision: str,
                   meta: ModelMetadata, fp32_model: Path | None = None) -> dict:
     """``fp32_model``: an FP32 ``.tflite`` of the same network to cast to FP16 instead of converting
@@ -85,4 +108,5 @@ def export_tflite(module: torch.nn.Module, example: torch.Tensor, path: Path, pr
         info["fp16"] = _weights_to_fp16(fp32, path)
         fp32.unlink()
     info["xnnpack_partitions"] = xnnpack_partitions(path)
+    meta.output_tensors = output_tensors(path, meta)
     return info

@@ -163,6 +163,10 @@ class Result:
                 return seg
         raise KeyError(f"no segment with id {segment_id}; ids are {[s.id for s in self.segments]}")
 
+    def segment_dicts(self) -> list[dict]:
+        """``[{"id", "category_id"}]`` per segment: what PQ scoring reads of a prediction."""
+        return [{"id": int(s.id), "category_id": int(s.category_id)} for s in self.segments]
+
     def to_coco_panoptic(self, image_id: int | str, file_name: str) -> tuple[np.ndarray, dict]:
         """COCO-panoptic output: (``H x W x 3`` uint8 RGB id PNG, annotation dict).
 

@@ -6,7 +6,7 @@ runtime-vs-runtime comparisons (``side_by_side``) readable.
 from __future__ import annotations
 
 import colorsys
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -14,8 +14,16 @@ import numpy as np
 from edgeseg.errors import EdgesegError, ImageError
 from edgeseg.inference.preprocess import check_rgb_image
 
-if TYPE_CHECKING:
-    from edgeseg.inference.result import Result
+
+
+class PanopticLike(Protocol):
+    """What drawing reads of a :class:`~edgeseg.inference.result.Result` (structural, so this
+    module does not import the result module, which imports it for ``Result.overlay``)."""
+
+    image_hw: tuple[int, int]
+    panoptic: np.ndarray
+    segments: list[Any]
+    labels: Any
 
 __all__ = ["color_palette", "draw_panoptic", "draw_semantic", "side_by_side"]
 
@@ -72,7 +80,7 @@ def _interior_point(mask: np.ndarray) -> tuple[int, int]:
 
 def draw_panoptic(
     image: np.ndarray,
-    result: "Result",
+    result: PanopticLike,
     alpha: float = 0.5,
     draw_labels: bool = True,
     min_label_area: float = 0.002,

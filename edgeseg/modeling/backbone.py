@@ -9,10 +9,22 @@ from torch import nn
 
 from edgeseg.errors import CheckpointError
 
-# timm's features_only indices for strides 4..32 (TOOLCHAIN.md): Swin has four stages
-# (0..3); MobileNetV3 / ResNet have a stride-2 stem level at index 0, so they use 1..4.
-_OUT_INDICES = {"swin": (0, 1, 2, 3)}
-_DEFAULT_OUT_INDICES = (1, 2, 3, 4)
+PYRAMID_STRIDES = (4, 8, 16, 32)
+
+
+def pyramid_indices(name: str, reductions: list[int]) -> tuple[int, ...]:
+    """Indices into a timm model's ``feature_info`` that give strides 4, 8, 16, 32: for each
+    stride the deepest level that has it (the one after every block at that resolution).
+    Chosen from ``feature_info.reduction()``, never from the model's name: any timm family
+    with those strides works."""
+    picks = []
+    for stride in PYRAMID_STRIDES:
+        levels = [i for i, r in enumerate(reductions) if int(r) == stride]
+        if not levels:
+            raise ValueError(f"backbone {name}: no feature level at stride {stride} (its levels have strides "
+                             f"{list(reductions)}); edgeseg needs strides {list(PYRAMID_STRIDES)}")
+        picks.append(levels[-1])
+    return tuple(picks)
 
 
 class Backbone(nn.Module):
@@ -26,9 +38,7 @@ class Backbone(nn.Module):
     def __init__(self, name: str, image_size: int, weights: str | None = None) -> None:
         super().__init__()
         kwargs: dict = {}
-        family = name.split("_")[0]
-        out_indices = _OUT_INDICES.get(family, _DEFAULT_OUT_INDICES)
-        if family == "swin":
+        if _fixed_input_size(name):  # Swin's attention masks depend on the input size
             kwargs["img_size"] = image_size
         if weights is not None:
             if not Path(weights).is_file():
@@ -37,15 +47,27 @@ class Backbone(nn.Module):
             kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(weights)})
         else:
             kwargs["pretrained"] = False
-        self.body = timm.create_model(name, features_only=True, out_indices=out_indices, **kwargs)
-        self.channels: list[int] = list(self.body.feature_info.channels())
-        self.strides: list[int] = list(self.body.feature_info.reduction())
+        # timm's default ``out_indices`` are all of the model's levels; the pyramid is picked from
+        # them by stride, and only those levels are returned (the others cost nothing extra: they
+        # are computed on the way to stride 32 anyway).
+        self.body = timm.create_model(name, features_only=True, **kwargs)
+        info = self.body.feature_info
+        picks = pyramid_indices(name, list(info.reduction()))
+        self.levels = picks
+        self.channels: list[int] = [int(info.channels()[i]) for i in picks]
+        self.strides: list[int] = [int(info.reduction()[i]) for i in picks]
         self.nhwc = str(getattr(self.body, "output_fmt", "NCHW")).endswith("NHWC")
-        if self.strides != [4, 8, 16, 32]:
-            raise ValueError(f"backbone {name}: expected strides [4, 8, 16, 32], got {self.strides}")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = self.body(x)
+        every = self.body(x)
+        feats = [every[i] for i in self.levels]
         if self.nhwc:
             feats = [f.permute(0, 3, 1, 2).contiguous() for f in feats]
         return feats
+
+
+
+def _fixed_input_size(name: str) -> bool:
+    """timm's own flag for models built for one input size (Swin, ViT): they take ``img_size``."""
+    cfg = timm.get_pretrained_cfg(name)
+    return bool(cfg and cfg.fixed_input_size)

@@ -1,9 +1,15 @@
-"""``build_model``: the student or the teacher from its config dataclass (no registry)."""
+"""``build_model``: the student or the teacher from its config dataclass, and from a checkpoint."""
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-from edgeseg.config import ModelConfig, TeacherConfig
+from edgeseg.checkpoint import load_checkpoint, load_state_into
+from edgeseg.config import ModelConfig, TeacherConfig, model_config_from_dict
+from edgeseg.errors import CheckpointError, ConfigError
 
 
 def build_model(cfg: ModelConfig | TeacherConfig, image_size: int | None = None) -> nn.Module:
@@ -22,3 +28,33 @@ def num_aux_outputs(model: nn.Module) -> int:
     if hasattr(model, "num_aux_outputs"):
         return int(model.num_aux_outputs)
     return int(model.cfg.dec_layers)
+
+
+def config_from_checkpoint(ckpt: dict[str, Any], source: str) -> ModelConfig | TeacherConfig:
+    """The model config stored in a checkpoint, with a clear error when it no longer parses."""
+    try:
+        return model_config_from_dict(ckpt["model_config"], f"{source}: model_config")
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {source}: bad model_config ({exc})") from exc
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], source: str, config: ModelConfig | TeacherConfig | None = None,
+                          image_size: int | None = None) -> nn.Module:
+    """The eval-mode model of an already loaded checkpoint dict.
+
+    ``config`` lets a user check a checkpoint against a config file: a mismatch raises
+    CheckpointError naming the differing keys."""
+    cfg = config or config_from_checkpoint(ckpt, source)
+    # the backbone weights are inside the checkpoint; the original file need not exist here
+    if isinstance(cfg, ModelConfig):
+        cfg = dataclasses.replace(cfg, backbone_weights=None)
+    model = build_model(cfg, image_size)
+    load_state_into(model, ckpt["model"], f"checkpoint {source}")
+    return model.eval()
+
+
+def load_model(path: str | Path, config: ModelConfig | TeacherConfig | None = None, image_size: int | None = None):
+    """Build the student (or teacher) stored in ``path`` and load its weights (eval mode).
+    Returns ``(model, checkpoint_dict)``."""
+    ckpt = load_checkpoint(path)
+    return model_from_checkpoint(ckpt, str(path), config, image_size), ckpt

@@ -153,7 +153,8 @@ def load_teacher(path: str | Path, class_names: Sequence[str], image_size: int) 
     Its label space must be the data set's: an edgeseg checkpoint's class names must equal
     ``class_names``; a transformers checkpoint is mapped to them by name.
     """
-    from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from edgeseg.checkpoint import load_checkpoint, load_state_into
+    from edgeseg.config import model_config_from_dict
 
     path = Path(path)
     if path.is_dir():
@@ -166,7 +167,8 @@ def load_teacher(path: str | Path, class_names: Sequence[str], image_size: int) 
         if theirs != list(class_names):
             raise ConfigError(f"teacher {path} was trained on classes {theirs[:6]}... but the data set has "
                               f"{list(class_names)[:6]}...; distil on the teacher's data set")
-        teacher = model_from_checkpoint(ckpt, str(path), image_size=image_size)
+        teacher = build_teacher(model_config_from_dict(ckpt["model_config"], f"{path}: model_config"), image_size)
+        load_state_into(teacher, ckpt["model"], f"teacher checkpoint {path}")
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
@@ -179,7 +181,7 @@ def import_hf_teacher(hf_dir: str | Path, data: str | Path, out: str | Path, ima
     distill`` use it like a trained teacher, without the directory.
     """
     from edgeseg.data.coco_panoptic import CocoPanoptic
-    from edgeseg.training.checkpoint import save_checkpoint
+    from edgeseg.checkpoint import save_checkpoint
 
     dataset = CocoPanoptic(data, "val")
     teacher = teacher_from_hf_dir(hf_dir, dataset.class_names, image_size)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.quantization.recipe import QuantRecipe, default_recipe, load_recipe
+
+logger = logging.getLogger(__name__)
 
 
 class QuantizeError(EdgesegError):
@@ -48,22 +51,24 @@ def resolve_recipe(format: str, recipe: str | os.PathLike | QuantRecipe | None, 
     ``max_pq_drop`` turns on NNCF's accuracy control for OpenVINO and ONNX (ONNX then uses the
     NNCF engine, the one accuracy control works with); for TFLite it only sets the budget."""
     if isinstance(recipe, QuantRecipe):
-        r = dataclasses.replace(recipe)
+        r = recipe
     elif recipe:
         r = load_recipe(recipe)
     else:
         r = default_recipe(format)
     if r.format != format:
         raise QuantizeError(f"recipe is for format {r.format!r} but --format is {format!r}")
+    changes: dict = {}
     if subset is not None:
-        r.subset = int(subset)
+        changes["subset"] = int(subset)
     if max_pq_drop is not None:
-        r.max_pq_drop = float(max_pq_drop)
+        changes["max_pq_drop"] = float(max_pq_drop)
         if format in ("openvino", "onnx"):
-            r.accuracy_control = True
+            changes["accuracy_control"] = True
             if format == "onnx" and r.engine != "nncf":
-                print("accuracy control: the ONNX model is quantized with NNCF (onnxruntime's quantizer has none)")
-                r.engine = "nncf"
+                logger.info("accuracy control: the ONNX model is quantized with NNCF (onnxruntime's quantizer has none)")
+                changes["engine"] = "nncf"
+    r = dataclasses.replace(r, **changes)
     return r.validate()
 
 
@@ -74,7 +79,7 @@ def quantize(
     subset: int | None = None,
     max_pq_drop: float | None = None,
     recipe: str | os.PathLike | QuantRecipe | None = None,
-    imgsz: int = 512,
+    imgsz: int | None = None,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
     fp32_model: str | os.PathLike | None = None,
@@ -87,21 +92,22 @@ def quantize(
     it the recipe's budget (1.0) is still enforced by the final check. ``fp32_model``: an FP32
     export of the same checkpoint, format and size to start from instead of exporting again.
     """
-    from edgeseg.backends import load_artifact
-    from edgeseg.backends.torch_backend import TorchAdapter
+    from edgeseg.backends import load_artifact, predictor_for_checkpoint
+    from edgeseg.backends.base import CallableAdapter
+    from edgeseg.assets import resolve_weights
+    from edgeseg.checkpoint import load_checkpoint
     from edgeseg.data.coco_panoptic import CocoPanoptic
-    from edgeseg.export import _metadata, export
+    from edgeseg.export import _metadata, export, torch_reference
     from edgeseg.export.metadata import write_metadata
     from edgeseg.export.parity import check_parity
-    from edgeseg.inference.predictor import Predictor, Thresholds
-    from edgeseg.inference.result import LabelSpace
+    from edgeseg.modeling.build import model_from_checkpoint
     from edgeseg.quantization.calibration import load_quant_data
     from edgeseg.quantization.validation import panoptic_quality
-    from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 
     r = resolve_recipe(format, recipe, subset, max_pq_drop)
-    weights = Path(weights)
+    weights = resolve_weights(weights)  # a file, or a shipped model's name
     ckpt = load_checkpoint(weights)
+    imgsz = int(imgsz or ckpt["model_config"]["image_size"])  # default: the size stored with the model
     out = Path(out) if out else weights.with_name(f"{weights.stem}_{format}_int8_{imgsz}")
     if out.exists() and not overwrite:
         raise QuantizeError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
@@ -110,12 +116,11 @@ def quantize(
         raise QuantizeError("no calibration data: pass --data DIR (a COCO-panoptic root with train and val splits)")
     meta = _metadata(ckpt, weights, format, "int8", imgsz)
     qdata = load_quant_data(root, imgsz, meta.mean, meta.std, r.subset, r.validation_images)
-    labels = LabelSpace(**ckpt["label_space"])
-    thresholds = Thresholds(**ckpt.get("thresholds", {}))
 
     def validate(forward, samples=None) -> dict:
-        return panoptic_quality(forward, qdata.validation if samples is None else samples, qdata.categories, labels,
-                                thresholds, imgsz, meta.mean, meta.std)
+        """PQ of a network NNCF holds (``forward(x) -> {tensor name: array}``) through the one pipeline."""
+        predictor = predictor_for_checkpoint(CallableAdapter(forward, imgsz, meta.output_tensors), ckpt)
+        return panoptic_quality(predictor, qdata.validation if samples is None else samples, qdata.categories)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
@@ -155,18 +160,21 @@ def quantize(
             from edgeseg.quantization.tflite_int8 import quantize_tflite
 
             engine_report = quantize_tflite(fp32.path, model_path, qdata, r)
+        if format == "tflite":
+            from edgeseg.export.to_tflite import output_tensors
+
+            meta.output_tensors = output_tensors(model_path, meta)
         meta.extra = {"quantization": {"engine": r.engine, "recipe": r.to_dict(),
                                        **{k: v for k, v in engine_report.items() if k != "accuracy_control_log"}}}
         write_metadata(final, meta)
 
         # The INT8 check: the artifact through its runtime adapter against FP32 torch, on the
         # validation images, with the recipe's PQ budget.
-        model = model_from_checkpoint(ckpt, str(weights), image_size=imgsz)
-        reference = Predictor(TorchAdapter(model, imgsz), labels, imgsz, thresholds)
+        reference = torch_reference(ckpt, weights, imgsz)
         artifact = load_artifact(model_path)
         val_ds = CocoPanoptic(qdata.root, "val")
         parity = check_parity(reference, artifact, val_ds, "int8", len(qdata.validation), max_pq_drop=r.max_pq_drop)
-        print(parity.summary())
+        logger.info("%s", parity.summary())
         report = {
             "weights": str(weights), "format": format, "input_size": imgsz, "recipe": r.to_dict(),
             "engine": engine_report, "parity": parity.to_dict(),

@@ -126,7 +126,8 @@ def _quantize_nncf(model, data: QuantData, recipe: QuantRecipe, scope: list[str]
         import onnxruntime as ort
 
         session = ort.InferenceSession(session_model.SerializeToString(), providers=["CPUExecutionProvider"])
-        return lambda x: tuple(session.run(None, {"images": x}))
+        names = [o.name for o in session.get_outputs()]
+        return lambda x: dict(zip(names, session.run(None, {"images": x})))
 
     dataset = nncf.Dataset(data.calibration, lambda x: {"images": x})
     quantized = run_nncf(model, dataset, data, recipe, scope, validate, forward_for, report)

@@ -129,7 +129,7 @@ def quantize_openvino(xml_path: Path, data: QuantData, recipe: QuantRecipe,
 
         def forward(x):
             request.infer({0: x})
-            return request.get_output_tensor(0).data.copy(), request.get_output_tensor(1).data.copy()
+            return {name: request.get_tensor(port).data.copy() for port in compiled.outputs for name in port.get_names()}
 
         return forward
 

@@ -13,15 +13,17 @@ from pathlib import Path
 
 import yaml
 
-from edgeseg.config import _from_dict
+from edgeseg.config import from_dict
 from edgeseg.errors import ConfigError
+from edgeseg.formats import FORMATS
 
-ENGINES = {"openvino": ("nncf",), "onnx": ("onnxruntime", "nncf"), "tflite": ("ai-edge-quantizer", "litert-torch")}
+# INT8 engines per runtime, from the format table (the measured best first)
+ENGINES = {name: fmt.int8_engines for name, fmt in FORMATS.items() if fmt.int8_engines}
 PRESETS = ("mixed", "performance")
 TFLITE_MODES = ("weight_only_int8", "dynamic_int8", "static_int8")
 
 
-@dataclass
+@dataclass(frozen=True)
 class QuantRecipe:
     format: str = "openvino"
     engine: str = "nncf"
@@ -64,9 +66,9 @@ class QuantRecipe:
         return dataclasses.asdict(self)
 
 
-# The measured best engine per runtime (benchmarks/results/int8.json): for TFLite the PT2E
-# full-integer model is the only INT8 variant faster than FP32 in LiteRT at equal PQ.
-DEFAULT_ENGINE = {"openvino": "nncf", "onnx": "onnxruntime", "tflite": "litert-torch"}
+# The measured best engine per runtime (benchmarks/results/int8.json), first in the format table:
+# for TFLite the PT2E full-integer model is the only INT8 variant faster than FP32 in LiteRT at equal PQ.
+DEFAULT_ENGINE = {name: engines[0] for name, engines in ENGINES.items()}
 
 
 def default_recipe(fmt: str) -> QuantRecipe:
@@ -85,5 +87,5 @@ def load_recipe(path: str | Path) -> QuantRecipe:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    recipe = _from_dict(QuantRecipe, raw, str(path))
+    recipe = from_dict(QuantRecipe, raw, str(path))
     return recipe.validate(str(path))

@@ -1,36 +1,25 @@
-"""PQ of any ``forward(x) -> (class_logits, mask_logits)`` on held-out samples: the number INT8 is
-held to. Uses the same numpy pre/post-processing as every runtime."""
+"""PQ of a network on held-out samples: the number INT8 is held to, and what NNCF's accuracy
+control ranks layers by. Runs the one pipeline (``Predictor.preprocess`` -> ``infer`` ->
+``postprocess``) every runtime uses."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from edgeseg.data.coco_panoptic import PanopticSample
 from edgeseg.evaluation.panoptic_quality import PQAccumulator
-from edgeseg.inference.postprocess import postprocess
-from edgeseg.inference.predictor import Thresholds
-from edgeseg.inference.preprocess import preprocess
-from edgeseg.inference.result import LabelSpace
-
-Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+from edgeseg.inference.predictor import Predictor
 
 
-def panoptic_quality(forward: Forward, samples: Sequence[PanopticSample], categories: list[dict], labels: LabelSpace,
-                     thresholds: Thresholds, size: int, mean, std) -> dict:
+def panoptic_quality(predictor: Predictor, samples: Sequence[PanopticSample], categories: list[dict]) -> dict:
     """``{"pq", "pq_things", "pq_stuff", "per_image"}`` in percent; ``per_image`` holds each
     image's PQ (NNCF's accuracy control ranks layers with per-sample values)."""
     total = PQAccumulator(categories)
     per_image = []
     for sample in samples:
-        x, letterbox = preprocess(sample.image, size, mean, std)
-        cls, masks = forward(x)
-        result = postprocess(np.asarray(cls, np.float32), np.asarray(masks, np.float32), letterbox, labels,
-                             tasks=("panoptic",), object_mask_threshold=thresholds.object_mask_threshold,
-                             overlap_threshold=thresholds.overlap_threshold, mask_threshold=thresholds.mask_threshold)
-        segs = [{"id": s.id, "category_id": s.category_id} for s in result.segments]
+        x, letterbox = predictor.preprocess(sample.image)
+        result = predictor.postprocess(predictor.infer(x), letterbox, tasks=("panoptic",))
         one = PQAccumulator(categories)
-        one.update(sample.panoptic, sample.segments, result.panoptic, segs, image_id=sample.image_id)
+        one.update(sample.panoptic, sample.segments, result.panoptic, result.segment_dicts(), image_id=sample.image_id)
         per_image.append(one.summary()["all"]["pq"])
         total.merge(one)
     summary = total.summary()

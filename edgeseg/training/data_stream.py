@@ -20,12 +20,16 @@ from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 class TrainStream(Dataset):
     """Map-style view: ``stream[p]`` -> (image tensor [3,S,S], target dict)."""
 
-    def __init__(self, dataset: CocoPanoptic, image_size: int, scale_range: tuple[float, float], seed: int) -> None:
+    def __init__(self, dataset: CocoPanoptic, image_size: int, scale_range: tuple[float, float], seed: int,
+                 mean: tuple[float, float, float] = IMAGENET_MEAN, std: tuple[float, float, float] = IMAGENET_STD) -> None:
+        """``mean`` / ``std``: the model's normalisation (0-255 scale); padding is the mean colour,
+        0 after normalisation, as in inference's letterbox."""
         self.dataset = dataset
         self.seed = seed
-        self.augment = TrainAugment(out_size=image_size, scale_range=scale_range, hflip=True)
-        self.mean = np.asarray(IMAGENET_MEAN, np.float32)
-        self.std = np.asarray(IMAGENET_STD, np.float32)
+        pad = tuple(int(round(v)) for v in mean)
+        self.augment = TrainAugment(out_size=image_size, scale_range=scale_range, hflip=True, pad_value=pad)
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.asarray(std, np.float32)
 
     def __len__(self) -> int:  # the stream is infinite; samplers index it directly
         return 2**62

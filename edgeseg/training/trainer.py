@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -18,16 +19,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from edgeseg.checkpoint import load_checkpoint, load_state_into, save_checkpoint
 from edgeseg.config import ModelConfig, TeacherConfig, TrainConfig, config_to_dict, save_config
 from edgeseg.data.coco_panoptic import CocoPanoptic
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.inference.result import LabelSpace
 from edgeseg.modeling.build import build_model, num_aux_outputs
 from edgeseg.training import dist
-from edgeseg.training.checkpoint import load_checkpoint, load_state_into, save_checkpoint
 from edgeseg.training.data_stream import StepSampler, TrainStream, collate
 from edgeseg.training.losses import SetCriterion
 from edgeseg.training.shape_pretrain import pretrain_shape_head
+
+logger = logging.getLogger(__name__)
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -129,7 +132,7 @@ def train(
         train_seconds = float(ckpt.get("train_seconds", 0.0))
         torch.set_rng_state(ckpt["torch_rng"])
         if is_main:
-            print(f"resumed from {ckpt_path} at step {start_step}")
+            logger.info("resumed from %s at step %d", ckpt_path, start_step)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(out / "config.yaml", model_cfg, train_cfg)
@@ -143,7 +146,8 @@ def train(
             find_unused_parameters=isinstance(model_cfg, ModelConfig) and model_cfg.dec_layers < model.decoder.num_levels,
         )
 
-    stream = TrainStream(dataset, train_cfg.image_size, train_cfg.scale_range, train_cfg.seed)
+    norm = ({"mean": model_cfg.pixel_mean, "std": model_cfg.pixel_std} if isinstance(model_cfg, ModelConfig) else {})
+    stream = TrainStream(dataset, train_cfg.image_size, train_cfg.scale_range, train_cfg.seed, **norm)
     if start_step == 0 and train_cfg.shape_pretrain_steps > 0 and shape_head is not None:
         # identical on every rank (seeded), so DDP's initial broadcast changes nothing
         mask_hw = (train_cfg.image_size // 4, train_cfg.image_size // 4)
@@ -153,7 +157,7 @@ def train(
         train_seconds += info["seconds"]
         history.append({"step": 0, "shape_pretrain": info})
         if is_main:
-            print(f"shape head warm start: {info}")
+            logger.info("shape head warm start: %s", info)
     sampler = StepSampler(start_step, train_cfg.steps, train_cfg.batch_size, rank, world)
     loader = DataLoader(stream, batch_size=train_cfg.batch_size // world, sampler=sampler, collate_fn=collate,
                         num_workers=train_cfg.num_workers, persistent_workers=False)
@@ -230,7 +234,7 @@ def train(
             history.append(row)
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(f"\nstep {step}: PQ {metrics['pq']:.1f} things {metrics['pq_things']:.1f} stuff {metrics['pq_stuff']:.1f}")
+            logger.info("step %d: PQ %.1f things %.1f stuff %.1f", step, metrics["pq"], metrics["pq_things"], metrics["pq_stuff"])
             model.train()
         t0 = time.perf_counter()
         if time_limit_min > 0 and train_seconds > time_limit_min * 60 and step < train_cfg.steps:
@@ -280,13 +284,17 @@ def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelS
 
 
 def evaluate_model(model: torch.nn.Module, labels: LabelSpace, train_cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """PQ / mIoU of an in-memory model on ``train_cfg``'s val split at the training size."""
+    """PQ / mIoU of an in-memory model on ``train_cfg``'s val split at the training size (Mask2Former's
+    thresholds: calibration picks the model's own after training)."""
     from edgeseg.backends.torch_backend import TorchAdapter
     from edgeseg.evaluation.evaluate import evaluate
     from edgeseg.inference.predictor import Predictor
 
     device = next(model.parameters()).device
     val = CocoPanoptic(train_cfg.data, train_cfg.val_split)
-    predictor = Predictor(TorchAdapter(model.eval(), train_cfg.image_size, str(device)), labels, train_cfg.image_size)
+    cfg = getattr(model, "cfg", None)
+    norm = {"mean": cfg.pixel_mean, "std": cfg.pixel_std} if isinstance(cfg, ModelConfig) else {}
+    predictor = Predictor(TorchAdapter(model.eval(), train_cfg.image_size, str(device)), labels, train_cfg.image_size,
+                          **norm)
     return evaluate(predictor, val, max_images=train_cfg.eval_images, progress=progress)
 

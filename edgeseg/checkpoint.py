@@ -2,6 +2,11 @@
 
 A checkpoint is one ``torch.save`` file holding only tensors and plain Python values, read
 back with ``torch.load(weights_only=True)``: a pickle that carries code is refused.
+
+This module knows files and state dicts, not models (building a model from a checkpoint is
+``edgeseg.modeling.build.model_from_checkpoint``), so training, export and the torch adapter
+all read checkpoints through it without importing each other. torch is imported when a
+checkpoint is read or written: ``file_sha256`` works on a device install.
 """
 from __future__ import annotations
 
@@ -14,19 +19,26 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from edgeseg import __version__
-from edgeseg.config import ModelConfig, TeacherConfig, model_config_from_dict
-from edgeseg.errors import CheckpointError, ConfigError
+from edgeseg.version import __version__
+from edgeseg.errors import CheckpointError, EdgesegError
 
 FORMAT = "edgeseg-checkpoint"
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise EdgesegError("reading or writing a .pt checkpoint needs torch: pip install 'edgeseg[train]' "
+                           "(a device install runs exported .onnx / .xml / .tflite models without it)") from exc
+    return torch
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` (plus format tag and version) atomically: temp file, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    torch = _torch()
     data = {"format": FORMAT, "edgeseg_version": __version__, **payload}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -48,6 +60,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty")
+    torch = _torch()
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -75,7 +88,7 @@ def file_sha256(path: str | Path, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
-def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def load_state_into(model, state: dict[str, Any], source: str) -> None:
     """``load_state_dict`` with an error that lists missing / unexpected / mis-shaped keys."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -92,33 +105,6 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], sour
             parts.append(f"{len(shapes)} with other shapes (e.g. {shapes[:3]})")
         raise CheckpointError(f"{source} does not match the model config: " + "; ".join(parts))
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-
-
-def load_model(path: str | Path, config: ModelConfig | TeacherConfig | None = None, image_size: int | None = None):
-    """Build the student (or teacher) stored in ``path`` and load its weights (eval mode).
-
-    ``config`` lets a user check a checkpoint against a config file: a mismatch raises
-    CheckpointError. Returns ``(model, checkpoint_dict)``.
-    """
-    ckpt = load_checkpoint(path)
-    return model_from_checkpoint(ckpt, str(path), config, image_size), ckpt
-
-
-def model_from_checkpoint(ckpt: dict[str, Any], source: str, config: ModelConfig | TeacherConfig | None = None,
-                          image_size: int | None = None):
-    """The eval-mode student of an already loaded checkpoint dict."""
-    from edgeseg.modeling.build import build_model
-
-    try:
-        cfg = config or model_config_from_dict(ckpt["model_config"], f"{source}: model_config")
-    except (ConfigError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {source}: bad model_config ({exc})") from exc
-    # the backbone weights are inside the checkpoint; the original file need not exist here
-    if isinstance(cfg, ModelConfig):
-        cfg = dataclasses.replace(cfg, backbone_weights=None)
-    model = build_model(cfg, image_size)
-    load_state_into(model, ckpt["model"], f"checkpoint {source}")
-    return model.eval()
 
 
 # Keys a deployable checkpoint keeps: the weights and what is needed to rebuild, label and
