@@ -46,3 +46,22 @@ def shipped_data(tmp_path_factory) -> Path:
     that "the outputs agree" is about real segments, never two empty results."""
     cfg = SynthConfig(image_size=256, num_train=16, num_val=20)
     return generate_synthetic(tmp_path_factory.mktemp("shipped") / "synth", seed=0, config=cfg)
+
+
+@pytest.fixture(scope="session")
+def shipped_exports(tmp_path_factory, shipped_data):
+    """``get(format, precision)``: the shipped student exported at :data:`SMALL` with its parity
+    check on 8 of ``shipped_data``'s val images, once per run (conversions are the slow part)."""
+    from edgeseg.export import export
+
+    root = tmp_path_factory.mktemp("shipped_exports")
+    cache: dict = {}
+
+    def get(fmt: str, precision: str = "fp32"):
+        if (fmt, precision) not in cache:
+            reuse = get(fmt).path if (fmt, precision) == ("tflite", "fp16") else None
+            cache[fmt, precision] = export(SHIPPED, fmt, precision, imgsz=SMALL, out=root / f"{fmt}_{precision}",
+                                           data=shipped_data, parity_images=8, fp32_model=reuse)
+        return cache[fmt, precision]
+
+    return get

@@ -1,7 +1,9 @@
-"""INT8: a small student quantized for OpenVINO, ONNX Runtime and TFLite holds int8 weights, runs,
-and is refused (nothing written) when data or PQ are wrong."""
+"""INT8 of the shipped student at a small size for OpenVINO, ONNX Runtime and TFLite: int8 weights
+(and activations), PQ against FP32 torch on built-in val images where it finds segments, and
+refusal (nothing written) when data or PQ are wrong."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,45 +11,53 @@ import numpy as np
 import pytest
 
 from edgeseg.backends import load
-from edgeseg.data.synth import SynthConfig, generate_synthetic
 from edgeseg.errors import ConfigError
 from edgeseg.quantization import QuantizeError, quantize, resolve_recipe
 from edgeseg.quantization.calibration import CalibrationError
-from edgeseg.quantization.recipe import load_recipe
-from edgeseg.training.trainer import train
-from tests.conftest import tiny_model_config, tiny_train_config
+from edgeseg.quantization.recipe import default_recipe, load_recipe
+from tests.conftest import SHIPPED, SMALL
 
 pytest.importorskip("nncf")
 pytest.importorskip("openvino")
 pytest.importorskip("onnxruntime")
 
-SIZE = 64
 ROOT = Path(__file__).resolve().parents[1]
+SUFFIX = {"onnx": "onnx", "openvino": "xml", "tflite": "tflite"}
+# The INT8 budget for these tests. Measured at 128 px with 16 calibration images, on the first 8
+# val images (PQ 36.9 in FP32): OpenVINO INT8 35.4 (drop 1.5), ONNX Runtime INT8 35.0 (drop 1.9).
+# The shipped recipe's 1.0 holds at 512 with 300 calibration images (docs/int8.md), not here;
+# 3.0 keeps room for that measured drop while a broken model (PQ near 0) still fails.
+TEST_BUDGET = 3.0
 
 
-@pytest.fixture(scope="module")
-def quant_data(tmp_path_factory) -> Path:
-    cfg = SynthConfig(image_size=64, num_train=10, num_val=4)
-    return generate_synthetic(tmp_path_factory.mktemp("qdata") / "synth", seed=3, config=cfg)
+def _recipe(fmt: str, **changes):
+    return dataclasses.replace(default_recipe(fmt), subset=16, validation_images=8, max_pq_drop=TEST_BUDGET, **changes)
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory, quant_data) -> Path:
-    run = tmp_path_factory.mktemp("quant_run")
-    train(tiny_model_config(dec_layers=2), tiny_train_config(quant_data, steps=2), run, progress=False)
-    return run / "model.pt"
+def _quantize(fmt, shipped_exports, shipped_data, out, **recipe_changes):
+    fp32 = shipped_exports(fmt).path
+    return quantize(SHIPPED, fmt, data=shipped_data, recipe=_recipe(fmt, **recipe_changes), imgsz=SMALL, out=out,
+                    fp32_model=fp32)
+
+
+def _check_real_pq(report: dict) -> None:
+    """The INT8 check compared real segments on both sides and held the budget."""
+    parity = report["parity"]
+    assert parity["images"] == 8 and parity["segments_reference"] >= 20 and parity["segments_artifact"] >= 20
+    assert report["pq_fp32_torch"] > 20 and report["pq_drop"] <= TEST_BUDGET and parity["passed"]
+    assert parity["mask_agreement"] > 85.0  # measured 96.5 (OpenVINO) / 92.4 (ONNX Runtime)
 
 
 def _check_runs(path: Path, data: Path) -> None:
-    image = np.asarray(__import__("cv2").imread(str(next((data / "val").iterdir())))[..., ::-1])
-    result = load(path).predict(image)
-    assert result.panoptic.shape == image.shape[:2]
+    result = load(path).predict(next((data / "val").iterdir()))
+    assert result.panoptic.shape == (256, 256) and len(result.segments) >= 3
 
 
-def test_openvino_int8_holds_int8_weights_and_runs(weights, quant_data, tmp_path):
+def test_openvino_int8_holds_int8_weights_and_runs(shipped_exports, shipped_data, tmp_path):
     import openvino as ov
 
-    res = quantize(weights, "openvino", data=quant_data, subset=8, imgsz=SIZE, out=tmp_path / "ov")
+    res = _quantize("openvino", shipped_exports, shipped_data, tmp_path / "ov")
+    _check_real_pq(res.report)
     model = ov.Core().read_model(str(res.path))
     types = [op.get_type_name() for op in model.get_ops()]
     int8_constants = [op for op in model.get_ops() if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8]
@@ -57,38 +67,39 @@ def test_openvino_int8_holds_int8_weights_and_runs(weights, quant_data, tmp_path
     assert report["engine"]["ignored_scope"], "the sensitive scope must be found in the graph"
     meta = json.loads((res.path.parent / "edgeseg.json").read_text())
     assert meta["precision"] == "int8" and meta["extra"]["quantization"]["engine"].startswith("nncf")
-    _check_runs(res.path, quant_data)
+    _check_runs(res.path, shipped_data)
 
 
-def test_onnx_int8_holds_int8_weights_and_runs(weights, quant_data, tmp_path):
+def test_onnx_int8_holds_int8_weights_and_runs(shipped_exports, shipped_data, tmp_path):
     import onnx
 
-    res = quantize(weights, "onnx", data=quant_data, subset=8, imgsz=SIZE, out=tmp_path / "onnx")
+    res = _quantize("onnx", shipped_exports, shipped_data, tmp_path / "onnx")
+    _check_real_pq(res.report)
     model = onnx.load(str(res.path))
     int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert len(int8_weights) > 10
     assert any(n.op_type == "DequantizeLinear" for n in model.graph.node)
     assert sorted(p.name for p in res.path.parent.iterdir()) == ["edgeseg.json", "model.onnx", "quantization.json"]
-    _check_runs(res.path, quant_data)
+    _check_runs(res.path, shipped_data)
 
 
-def test_tflite_weight_only_int8_holds_int8_weights_and_runs(weights, quant_data, tmp_path):
+def test_tflite_weight_only_int8_holds_int8_weights_and_runs(shipped_exports, shipped_data, tmp_path):
     pytest.importorskip("litert_torch", reason="TFLite export needs litert-torch (the export extra)")
     pytest.importorskip("ai_edge_quantizer")
     from ai_edge_litert import interpreter
 
-    from edgeseg.quantization.recipe import QuantRecipe
-
-    weight_only = QuantRecipe(format="tflite", engine="ai-edge-quantizer", tflite_mode="weight_only_int8")
-    res = quantize(weights, "tflite", data=quant_data, subset=8, recipe=weight_only, imgsz=SIZE, out=tmp_path / "tfl")
+    res = _quantize("tflite", shipped_exports, shipped_data, tmp_path / "tfl", engine="ai-edge-quantizer",
+                    tflite_mode="weight_only_int8")
+    _check_real_pq(res.report)
     it = interpreter.Interpreter(model_path=str(res.path))
     int8 = [t for t in it.get_tensor_details() if t["dtype"] == np.int8]
     assert len(int8) > 10
     assert it.get_input_details()[0]["dtype"] == np.float32  # weight-only: float activations
-    _check_runs(res.path, quant_data)
+    _check_runs(res.path, shipped_data)
 
 
-def test_tflite_full_integer_pt2e_has_int8_activations_and_runs(weights, quant_data, tmp_path):
+@pytest.mark.slow  # PT2E calibration and conversion: several minutes on 2 cores
+def test_tflite_full_integer_pt2e_has_int8_activations_and_runs(shipped_exports, shipped_data, tmp_path):
     """engine litert-torch: int8 input and int8 conv / fully-connected kernels (not only int8
     weights), the prototype attention kept float (its L2 norm would not load in int8), and the
     adapter hides the int8 input behind the usual float preprocessing."""
@@ -96,12 +107,10 @@ def test_tflite_full_integer_pt2e_has_int8_activations_and_runs(weights, quant_d
     pytest.importorskip("torchao")
     from ai_edge_litert import interpreter
 
-    from edgeseg.quantization.recipe import default_recipe
-
     recipe = default_recipe("tflite")  # the measured best TFLite engine is the default
     assert (recipe.engine, recipe.tflite_mode) == ("litert-torch", "static_int8")
-    recipe.max_pq_drop = 100.0  # a 2-step student: only the artifact's structure is under test
-    res = quantize(weights, "tflite", data=quant_data, subset=8, recipe=recipe, imgsz=SIZE, out=tmp_path / "pt2e")
+    res = _quantize("tflite", shipped_exports, shipped_data, tmp_path / "pt2e")
+    _check_real_pq(res.report)
     it = interpreter.Interpreter(model_path=str(res.path))
     it.allocate_tensors()
     assert it.get_input_details()[0]["dtype"] == np.int8
@@ -118,8 +127,7 @@ def test_tflite_full_integer_pt2e_has_int8_activations_and_runs(weights, quant_d
     assert transposed and all(op["inputs"][1] in dequantized for op in transposed)
     assert res.report["engine"]["final_bytes"] < res.report["engine"]["pt2e_bytes"]
     assert res.report["engine"]["engine"] == "litert-torch" and res.report["engine"]["kept_float_nodes"] > 0
-    assert res.report["parity"]["images"] > 0
-    _check_runs(res.path, quant_data)
+    _check_runs(res.path, shipped_data)
 
 
 def test_litert_torch_engine_makes_static_int8_only():
@@ -129,17 +137,19 @@ def test_litert_torch_engine_makes_static_int8_only():
         QuantRecipe(format="tflite", engine="litert-torch", tflite_mode="weight_only_int8").validate()
 
 
-def test_accuracy_control_runs_with_the_pq_validation_function(weights, quant_data, tmp_path):
+@pytest.mark.slow  # NNCF ranks and reverts layers, each try scored on the val images: minutes
+def test_accuracy_control_runs_with_the_pq_validation_function(shipped_exports, shipped_data, tmp_path):
     """--max-pq-drop goes through nncf.quantize_with_accuracy_control with PQ as its metric; the
     report carries NNCF's log of the drop it measured."""
-    res = quantize(weights, "openvino", data=quant_data, subset=8, max_pq_drop=1.0, imgsz=SIZE, out=tmp_path / "ac")
+    res = quantize(SHIPPED, "openvino", data=shipped_data, recipe=_recipe("openvino"), max_pq_drop=1.0, imgsz=SMALL,
+                   out=tmp_path / "ac", fp32_model=shipped_exports("openvino").path)
     assert res.report["recipe"]["accuracy_control"] is True
     log = res.report["engine"]["accuracy_control_log"]
     assert any("Accuracy drop" in line for line in log), log
     assert res.report["pq_drop"] <= 1.0
 
 
-def test_budget_not_met_is_refused_and_leaves_nothing(weights, quant_data, tmp_path, monkeypatch):
+def test_budget_not_met_is_refused_and_leaves_nothing(shipped_exports, shipped_data, tmp_path, monkeypatch):
     from edgeseg.export import parity
 
     real = parity.check_parity
@@ -152,13 +162,14 @@ def test_budget_not_met_is_refused_and_leaves_nothing(weights, quant_data, tmp_p
 
     monkeypatch.setattr(parity, "check_parity", pessimistic)
     with pytest.raises(QuantizeError, match="dropped PQ by 5.00 points"):
-        quantize(weights, "openvino", data=quant_data, subset=8, imgsz=SIZE, out=tmp_path / "refused")
+        _quantize("onnx", shipped_exports, shipped_data, tmp_path / "refused")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_calibration_data_gets_clear_errors(weights, quant_data, tmp_path):
+def test_bad_calibration_data_gets_clear_errors(shipped_data, tmp_path):
+    quant_data = shipped_data
     with pytest.raises(CalibrationError, match="below the minimum"):
-        quantize(weights, "openvino", data=quant_data, subset=2, imgsz=SIZE, out=tmp_path / "a")
+        quantize(SHIPPED, "openvino", data=quant_data, subset=2, imgsz=SMALL, out=tmp_path / "a")
     no_val = tmp_path / "no_val"
     (no_val / "annotations").mkdir(parents=True)
     (no_val / "train").symlink_to(quant_data / "train", target_is_directory=True)
@@ -166,9 +177,9 @@ def test_bad_calibration_data_gets_clear_errors(weights, quant_data, tmp_path):
         src = quant_data / "annotations" / part
         (no_val / "annotations" / part).symlink_to(src, target_is_directory=src.is_dir())
     with pytest.raises(CalibrationError, match="'val' split"):
-        quantize(weights, "openvino", data=no_val, subset=8, imgsz=SIZE, out=tmp_path / "b")
-    with pytest.raises(CalibrationError, match="under a quarter"):
-        quantize(weights, "openvino", data=quant_data, subset=8, imgsz=512, out=tmp_path / "c")
+        quantize(SHIPPED, "openvino", data=no_val, subset=8, imgsz=SMALL, out=tmp_path / "b")
+    with pytest.raises(CalibrationError, match="under a quarter"):  # 256 px images, a 1056 px model input
+        quantize(SHIPPED, "openvino", data=quant_data, subset=8, imgsz=1056, out=tmp_path / "c")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no_val"]
 
 
