@@ -18,17 +18,18 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edgeseg.benchmark.bench import DEFAULT_COMBOS, BenchConfig, bench
+from edgeseg.benchmark.bench import DEFAULT_COMBOS, QUICK_COMBOS, BenchConfig, bench
 from edgeseg.benchmark.report import markdown_table, write_report
 from edgeseg.errors import EdgesegError
 
 SHIPPED = "pem_mnv3l_512"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoSettings:
     """The demo's knobs: the full run (<= 15 min on 2 CPU cores with the cache empty) or ``quick``."""
 
+    combos: tuple[tuple[str, str], ...] = DEFAULT_COMBOS
     imgsz: int = 512
     threads: tuple[int, ...] = (1, 2)
     val_images: int = 50
@@ -45,7 +46,8 @@ class DemoSettings:
     student_steps: int = 1500
 
 
-QUICK = DemoSettings(imgsz=128, threads=(1,), val_images=4, runs=5, warmup=1, parity_images=2, calibration_images=8,
+# quick: every runtime and one INT8 engine once, at 128 px on 24 / 6 tiny images (the CI smoke test)
+QUICK = DemoSettings(combos=QUICK_COMBOS, imgsz=128, threads=(1,), val_images=4, runs=5, warmup=1, parity_images=2, calibration_images=8,
                      quant_validation_images=4, overlay_images=1, teacher_steps=2, student_steps=2)
 
 
@@ -172,7 +174,7 @@ def demo(out: str | Path = "runs/demo", data: str | Path = "data/synth", quick: 
     weights = weights or SHIPPED
     if teacher and not Path(teacher).is_file():
         raise EdgesegError(f"demo: teacher checkpoint not found: {teacher}")
-    cfg = BenchConfig(weights=[weights], combos=DEFAULT_COMBOS, threads=settings.threads, imgsz=(settings.imgsz,),
+    cfg = BenchConfig(weights=(weights,), combos=settings.combos, threads=settings.threads, imgsz=(settings.imgsz,),
                       teacher=teacher, data=str(data), val_images=settings.val_images, runs=settings.runs,
                       warmup=settings.warmup, parity_images=settings.parity_images,
                       calibration_images=settings.calibration_images,
@@ -181,6 +183,7 @@ def demo(out: str | Path = "runs/demo", data: str | Path = "data/synth", quick: 
     _log(f"benchmarking {weights} at {settings.imgsz}px: {len(cfg.combos)} format x precision rows, "
          f"threads {settings.threads}{' + teacher' if teacher else ''}")
     doc = bench(cfg)
+    doc["command"] = "edgeseg demo" + (" --quick" if quick else "")
     write_report(doc, out)
     overlays = _overlays(doc, data, out, settings.overlay_images)
     command = "edgeseg demo" + (" --quick" if quick else "") + (" --from-scratch" if from_scratch else "")

@@ -102,7 +102,7 @@ def test_profiles_presets_and_yaml(tmp_path):
     with pytest.raises(ConfigError, match="300 must be a multiple of 32"):
         get_profile(f)
     f.write_text("format: onnx\nprecision: fp32\nthreads: 1\nimgsz: 320\ngpu: yes\n")
-    with pytest.raises(ConfigError, match="unknown profile fields \\['gpu'\\]"):
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) \\['gpu'\\]"):
         get_profile(f)
 
 
@@ -144,38 +144,53 @@ def test_strip_checkpoint_halves_and_keeps_outputs(tiny_weights, tmp_path):
     assert (tmp_path / "s.pt").stat().st_mode & 0o044  # an ordinary readable file, not mkstemp's 0600
 
 
-def test_bench_measures_rows_and_records_failures(tiny_weights, tiny_data, tmp_path):
-    cfg = BenchConfig(weights=[str(tiny_weights)], combos=(("torch", "fp32"), ("onnx", "fp32"), ("torch", "fp16")),
-                      threads=(1,), imgsz=(64,), data=str(tiny_data), runs=3, warmup=1, parity_images=2,
-                      work=str(tmp_path / "work"), progress=False)
+def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data, tmp_path):
+    from edgeseg.backends import load
+    from edgeseg.data.coco_panoptic import CocoPanoptic
+    from edgeseg.evaluation.evaluate import evaluate
+
+    # onnx:int8 with 2 calibration images cannot be built: it must become a row with its reason
+    cfg = BenchConfig(weights=("pem_mnv3l_512",), combos=(("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8")),
+                      threads=(1,), imgsz=(128,), data=str(shipped_data), val_images=4, runs=6, warmup=1,
+                      parity_images=2, calibration_images=2, work=str(tmp_path / "work"), progress=False)
     doc = bench(cfg)
     rows = {(r["format"], r["precision"]): r for r in doc["rows"]}
-    assert rows[("torch", "fp16")]["status"] == "failed" and "FP32 only" in rows[("torch", "fp16")]["reason"]
+    assert rows[("onnx", "int8")]["status"] == "failed" and "below the minimum" in rows[("onnx", "int8")]["reason"]
+    assert doc["timed"]["frames"] == {"val": [256, 256], "1280x720": [1280, 720], "640x480": [640, 480]}
+    assert "Predictor.predict" in doc["timed"]["call"]
+    # the PQ a row reports is exactly what evaluate() gives for the same model and images
+    expected = evaluate(load("pem_mnv3l_512", input_size=128), CocoPanoptic(shipped_data, "val"), max_images=4,
+                        progress=False)
     for key in (("torch", "fp32"), ("onnx", "fp32")):
         r = rows[key]
-        assert r["timed_runs"] == 3 and r["fps"] > 0 and r["frame_ms"] >= r["forward_ms"] > 0
-        assert 0 <= r["pq"] <= 100 and r["val_images"] == 3 and r["peak_rss_mb"] > 50 and r["gmacs"] > 0
-        for key in ("pq_ci95", "pq_things_ci95", "pq_stuff_ci95"):  # bootstrap intervals (test_evaluation)
-            lo, hi = r[key]
-            assert 0 <= lo <= hi <= 100
-    assert rows[("onnx", "fp32")]["status"] == "parity ok" and rows[("onnx", "fp32")]["file_mb"] > 0
-    assert rows[("torch", "fp32")]["pq"] == pytest.approx(rows[("onnx", "fp32")]["pq"], abs=5)
+        assert r["timed_runs"] == 6 and [r["runs_val"], r["runs_1280x720"], r["runs_640x480"]] == [2, 2, 2]
+        assert r["fps"] == r["fps_1280x720"] and r["frame_ms"] == r["frame_1280x720_ms"]  # the headline frame
+        assert r["val_images"] == 4 and r["peak_rss_mb"] > 50 and r["gmacs"] > 0
+        assert r["pq"] == pytest.approx(expected["pq"], abs=0.3 if key[0] == "onnx" else 0.01)
+        assert r["pq"] > 20
+        lo, hi = r["pq_ci95"]
+        assert lo <= r["pq"] <= hi and hi - lo > 0  # four different images: a real interval
+    assert rows[("onnx", "fp32")]["status"] == "parity ok" and rows[("onnx", "fp32")]["file_mb"] > 10
     # second run reuses the cached export
     again = bench(cfg)
-    assert [r["cached"] for r in again["rows"] if r["format"] == "onnx"] == [True]
-    assert "| onnxruntime | fp32 | 64 | 1 | parity ok |" in markdown_table(doc)
+    assert [r["cached"] for r in again["rows"] if r["format"] == "onnx"] == [True, False]  # the failed row is retried
+    assert "| onnxruntime | fp32 | 128 | 1 | parity ok |" in markdown_table(doc)
     # an FP32 artifact is reused only for the same checkpoint, format and size
+    from edgeseg.assets import resolve_weights
     from edgeseg.export import ExportError, check_fp32_artifact
 
     onnx = Path(rows[("onnx", "fp32")]["artifact"])
-    assert check_fp32_artifact(onnx, tiny_weights, "onnx", 64) == onnx
+    weights = resolve_weights("pem_mnv3l_512")
+    assert check_fp32_artifact(onnx, weights, "onnx", 128) == onnx
     with pytest.raises(ExportError, match="cannot be reused.*needed \\('onnx', 'fp32', 96\\)"):
-        check_fp32_artifact(onnx, tiny_weights, "onnx", 96)
+        check_fp32_artifact(onnx, weights, "onnx", 96)
 
 
 def test_bench_config_rejects_bad_input(tmp_path):
-    with pytest.raises(EdgesegError, match="unknown format / precision onnx:int4"):
+    with pytest.raises(EdgesegError, match="onnx supports precisions .* got .int4."):
         BenchConfig(combos=(("onnx", "int4"),), data=str(tmp_path)).validate()
+    with pytest.raises(EdgesegError, match="torch supports precisions \\('fp32',\\), got 'fp16'"):
+        BenchConfig(combos=(("torch", "fp16"),), data=str(tmp_path)).validate()
     with pytest.raises(EdgesegError, match="input size 500"):
         BenchConfig(imgsz=(500,), data=str(tmp_path)).validate()
     with pytest.raises(EdgesegError, match="data set .*nowhere not found"):
