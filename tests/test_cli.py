@@ -62,7 +62,15 @@ def test_predict_then_pq_scores_the_predictions_against_ground_truth(trained, tm
     # the same files score through panopticapi's contract
     summary = pq_compute(data / "annotations" / "panoptic_val.json", data / "annotations" / "panoptic_val",
                          out / "panoptic.json", out / "panoptic")
-    assert 0.0 <= summary["all"]["pq"] <= 100.0
+    # ... and give exactly what evaluate() computes in memory through the same predictor
+    from edgeseg.backends import load
+    from edgeseg.data.coco_panoptic import CocoPanoptic
+    from edgeseg.evaluation.evaluate import evaluate
+
+    expected = evaluate(load(run / "model.pt", thresholds={"object_mask_threshold": 0.0}), CocoPanoptic(data, "val"),
+                        progress=False)
+    assert summary["all"]["pq"] == pytest.approx(expected["pq"], abs=1e-6)
+    assert summary["things"]["pq"] == pytest.approx(expected["pq_things"], abs=1e-6)
     assert main(["pq", str(data / "annotations" / "panoptic_val.json"), str(data / "annotations" / "panoptic_val"),
                  str(out / "panoptic.json"), str(out / "panoptic")]) == 0
 
