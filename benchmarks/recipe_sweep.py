@@ -1,6 +1,6 @@
 """Recipe sweep: train several variants of a config side by side and record PQ over steps.
 
-Used to choose the training recipe before the recorded CPU runs (issue 4 lists the ideas:
+Used to choose the training recipe before the recorded CPU runs (the ideas tried:
 semantic auxiliary loss, mask-pooled class evidence, smaller crops, fewer layers). Each variant
 is one ``edgeseg train`` process with ``--set`` overrides; all run concurrently.
 

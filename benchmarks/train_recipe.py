@@ -36,9 +36,9 @@ RECIPES = {
     # down to 0, which fit the 2 h budget (the 2500-step run alone is recipe default_2500)
     "default": [["train.steps=2500", *_SHAPE], ["train.steps=2900", *_SHAPE]],
     "default_2500": [["train.steps=2500", *_SHAPE]],
-    # the shipped models/pem_mnv3l_512.pt until stop 15 was stripped from this run
+    # the previous shipped models/pem_mnv3l_512.pt was stripped from this run
     "default_1500": [["train.steps=1500", *_SHAPE]],
-    # what fits a session on 2 CPU cores (6 s / step at batch 4): see README "Teacher"
+    # what fits two hours on 2 CPU cores (6 s / step at batch 4): see README "Teacher"
     "teacher": [["train.steps=600", "train.eval_every=150"]],
 }
 

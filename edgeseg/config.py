@@ -24,7 +24,7 @@ from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of a PEM student (DESIGN.md section 2)."""
+    """Architecture of a PEM student (docs/architecture.md)."""
 
     name: str = "pem_mnv3l_512"
     backbone: str = "mobilenetv3_large_100"
@@ -53,7 +53,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """The Mask2Former teacher (DESIGN.md section 3): HF ``Mask2FormerForUniversalSegmentation``.
+    """The Mask2Former teacher: HF ``Mask2FormerForUniversalSegmentation``.
 
     Defaults are the full Swin-T model (47.4M params): MSDeformAttn pixel decoder with 6 encoder
     layers, ``decoder_layers=10`` (HF's count, i.e. 9 masked-attention layers), 100 queries.
@@ -100,7 +100,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Teacher -> student distillation (DESIGN.md section 3); off while ``teacher`` is None.
+    """Teacher -> student distillation; off while ``teacher`` is None.
 
     Student queries are Hungarian-matched to the teacher's *object* queries (p(no-object) <
     ``object_threshold``), with the ground-truth matcher's costs and the teacher's argmax class
@@ -128,7 +128,11 @@ class TrainConfig:
     val_split: str = "val"
     image_size: int = 256  # training crop size
     scale_range: tuple[float, float] = (0.75, 1.5)
-    batch_size: int = 8
+    batch_size: int = 8  # images per optimizer step, over all processes
+    # micro-batches per step, run one after another with their gradients summed: the batch a
+    # device cannot hold at once. Each micro-batch has its own BatchNorm statistics, exactly as
+    # each process of a DDP run has (tests/test_ddp.py checks the two give the same weights).
+    accumulate: int = 1
     steps: int = 1000
     lr: float = 4e-4
     backbone_lr_mult: float = 1.0  # 1.0: from-scratch backbone; 0.1 with pretrained weights

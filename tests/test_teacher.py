@@ -18,7 +18,7 @@ pytest.importorskip("transformers")
 
 
 def tiny_teacher_config(**kw) -> TeacherConfig:
-    """TOOLCHAIN.md's unit-test Mask2Former: 1.4M params, the real HF architecture."""
+    """A unit-test-sized Mask2Former: 1.4M params, the real HF architecture."""
     base = dict(name="tiny_teacher", num_classes=13, image_size=64, embed_dim=32, depths=[1, 1, 1, 1],
                 num_heads=[1, 2, 4, 8], encoder_layers=1, decoder_layers=3, hidden_dim=64, num_queries=10)
     base.update(kw)
@@ -49,7 +49,7 @@ def test_shipped_teacher_config_is_the_full_swin_t_mask2former():
     assert isinstance(model_cfg, TeacherConfig)
     assert (model_cfg.embed_dim, model_cfg.depths, model_cfg.num_queries) == (96, [2, 2, 6, 2], 100)
     assert model_cfg.decoder_layers == 10  # HF's count: 9 masked-attention layers
-    with pytest.raises(ConfigError, match="no model named"):
+    with pytest.raises(ConfigError, match="no model config named"):
         resolve_config("teacher-does-not-exist")
 
 

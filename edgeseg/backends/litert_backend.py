@@ -1,7 +1,7 @@
 """LiteRT (TFLite) adapter: ``ai-edge-litert`` where available, else ``tflite-runtime``.
 
 ``tflite-runtime`` 2.14 is what older Raspberry Pi OS images carry; it needs ``numpy<2`` and ran
-litert-torch files with identical results (TOOLCHAIN.md). XNNPACK is the default CPU delegate of
+litert-torch files with identical results (measured). XNNPACK is the default CPU delegate of
 both; ``delegate`` loads an external one (e.g. a vendor NPU delegate ``.so``).
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Student -> OpenVINO IR (``model.xml`` + ``model.bin``), static input shape.
 
-Route: the ONNX file from ``to_onnx`` through ``openvino.convert_model``. TOOLCHAIN.md records
-that converting the torch module directly failed a tracing check on this network, and converting
-a ``torch.export`` program loses module names and leaves the input dynamic; the ONNX route keeps
+Route: the ONNX file from ``to_onnx`` through ``openvino.convert_model``. Measured:
+converting the torch module directly failed a tracing check on this network, and converting a
+``torch.export`` program loses module names and leaves the input dynamic; the ONNX route keeps
 the same graph that ONNX Runtime runs and a static ``[1,3,S,S]`` input. FP16 is weight
 compression at save time (``compress_to_fp16``), OpenVINO's own mechanism.
 """

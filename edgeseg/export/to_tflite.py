@@ -1,6 +1,6 @@
 """Student -> ``.tflite`` through litert-torch (torch module -> LiteRT flatbuffer, no TensorFlow).
 
-Why this route: measured in TOOLCHAIN.md on a stand-in PEM network, litert-torch was exact
+Why this route: measured on a stand-in PEM network, litert-torch was exact
 (3e-6 vs torch) while onnx2tf converted with wrong FP32 outputs (82 % agreement), tried to
 download a calibration file at run time and took 10 minutes. FP16 is weight-only float16
 through ai-edge-quantizer (Google's maintained LiteRT quantizer): half the size, float

@@ -1,7 +1,7 @@
 """Class evidence from each query's mask *silhouette*, scale-normalised (edgeseg addition).
 
 Why: on the built-in data a thing's class is its shape (colour and texture are random), and a
-from-scratch backbone did not learn shape within the CPU budget (issue 4: masks were found, their
+from-scratch backbone did not learn shape within the CPU budget (masks were found, their
 class stayed at chance; a semantic-only probe of backbone + pixel decoder was still at chance
 after 450 steps). A silhouette classifier that sees every object at the same scale learns fast:
 on ground-truth masks at stride 4, 74 % val accuracy after 2 CPU minutes, against 47-52 % after

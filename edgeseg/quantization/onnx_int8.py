@@ -7,7 +7,7 @@ Two engines, chosen by the recipe:
   kernels (QLinearConv, MatMulInteger). Measured on the default student: see
   ``benchmarks/results/int8.json`` and the note in ``quantize/README.md``.
 - ``nncf``: ``nncf.quantize`` on the ModelProto; the only engine with accuracy control
-  (``nncf.quantize_with_accuracy_control``). TOOLCHAIN.md measured NNCF's QDQ layout running
+  (``nncf.quantize_with_accuracy_control``). Measured: NNCF's QDQ layout running
   *slower* than FP32 in ONNX Runtime on a stand-in network (DequantizeLinear left unfused around
   Einsum/MatMul/LayerNorm), so it is used only when accuracy control is asked for.
 """

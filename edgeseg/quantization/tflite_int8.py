@@ -9,8 +9,8 @@ Modes (recipe ``tflite_mode``):
 - ``dynamic_int8``: ``dynamic_wi8_afp32``, activations quantized on the fly for int8 compute.
   Measured 7x *slower* than FP32 in ai-edge-litert 2.x (39 partitions: the dynamically
   quantized ops fall out of the delegate).
-- ``static_int8``: ``static_wi8_ai8``, int8 weights and calibrated int8 activations. TOOLCHAIN.md
-  measured every full-int8 route 2-3.5x *slower* than FP32 on XNNPACK (ops outside the delegate
+- ``static_int8``: ``static_wi8_ai8``, int8 weights and calibrated int8 activations. Every
+  full-int8 route through this quantizer measured 2-3.5x *slower* than FP32 on XNNPACK (ops outside the delegate
   split the graph); kept selectable so the measurement can be repeated.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ per-channel int8 weights, calibrated int8 activations) -> calibration on the tra
 float image with the input's scale / zero point) and its outputs are float.
 
 Why this engine and not ai-edge-quantizer's ``static_wi8_ai8`` on the FP32 ``.tflite``: that one
-measured 2-3.5x *slower* than FP32 (TOOLCHAIN.md), while this graph runs faster than the FP32
+measured 2-3.5x *slower* than FP32 (measured, docs/int8.md), while this graph runs faster than the FP32
 ``.tflite`` (the recorded figures are in benchmarks/results/int8.json).
 
 Two things the stock quantizer gets wrong on this network, both handled here:

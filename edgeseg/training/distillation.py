@@ -1,4 +1,4 @@
-"""Teacher -> student distillation losses (DESIGN.md section 3).
+"""Teacher -> student distillation losses (docs/training.md, distillation).
 
 ``DistillationLoss(student_out, teacher_out)`` returns unweighted ``loss_kd_class``,
 ``loss_kd_mask``, ``loss_kd_dice`` (and ``loss_kd_feat``); ``weight_dict`` holds the weights,

@@ -37,7 +37,8 @@ class SetCriterion(nn.Module):
         keep[list(range(num_classes)) if shape_classes is None else list(shape_classes)] = True
         self.register_buffer("shape_class_mask", keep)
         self.cfg = cfg
-        self.matcher = HungarianMatcher(cfg.class_weight, cfg.mask_weight, cfg.dice_weight, cfg.num_points)
+        self.matcher = HungarianMatcher(cfg.class_weight, cfg.mask_weight, cfg.dice_weight, cfg.num_points,
+                                       cfg.dense_when_small)
         empty_weight = torch.ones(num_classes + 1)
         empty_weight[-1] = cfg.no_object_weight
         self.register_buffer("empty_weight", empty_weight)

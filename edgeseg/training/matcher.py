@@ -33,12 +33,17 @@ class HungarianMatcher(nn.Module):
     of an image (Mask2Former). Returns, per image, ``(query_indices, target_indices)``.
     """
 
-    def __init__(self, cost_class: float = 2.0, cost_mask: float = 5.0, cost_dice: float = 5.0, num_points: int = 12544) -> None:
+    def __init__(self, cost_class: float = 2.0, cost_mask: float = 5.0, cost_dice: float = 5.0, num_points: int = 12544,
+                 dense_when_small: bool = True) -> None:
         super().__init__()
         self.cost_class = cost_class
         self.cost_mask = cost_mask
         self.cost_dice = cost_dice
         self.num_points = num_points
+        # the loss's rule (LossConfig.dense_when_small): a mask with no more pixels than num_points
+        # is compared on every pixel against the area-downsampled target, exactly and without
+        # random points, so the matching does not depend on the random state of the process
+        self.dense_when_small = dense_when_small
 
     @torch.no_grad()
     def forward(self, outputs: dict, targets: list[dict]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -54,9 +59,15 @@ class HungarianMatcher(nn.Module):
             prob = outputs["pred_logits"][b].float().softmax(-1)  # N,K+1
             cost_class = -prob[:, labels]
             pred = outputs["pred_masks"][b][:, None].float()  # N,1,h,w
-            coords = torch.rand(1, self.num_points, 2, device=pred.device)
-            tgt_pts = point_sample(masks[:, None].float(), coords.expand(masks.shape[0], -1, -1)).squeeze(1)
-            pred_pts = point_sample(pred, coords.expand(pred.shape[0], -1, -1)).squeeze(1)
+            h, w = pred.shape[-2:]
+            if self.dense_when_small and h * w <= self.num_points:
+                tgt = masks[:, None].float()
+                tgt = F.adaptive_avg_pool2d(tgt, (h, w)) if tgt.shape[-2:] != (h, w) else tgt
+                tgt_pts, pred_pts = tgt.flatten(1), pred.flatten(1)
+            else:
+                coords = torch.rand(1, self.num_points, 2, device=pred.device)
+                tgt_pts = point_sample(masks[:, None].float(), coords.expand(masks.shape[0], -1, -1)).squeeze(1)
+                pred_pts = point_sample(pred, coords.expand(pred.shape[0], -1, -1)).squeeze(1)
             cost = (
                 self.cost_class * cost_class
                 + self.cost_mask * batch_sigmoid_ce_cost(pred_pts, tgt_pts)

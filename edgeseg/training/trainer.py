@@ -7,6 +7,7 @@ Launch with ``torchrun --nproc_per_node G -m edgeseg.cli train ...`` for DDP; no
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -85,13 +86,14 @@ def train(
     """Train (or resume) a student, or the Mask2Former teacher, in ``out_dir``; returns the final metrics.
 
     ``time_limit_min > 0`` stops early (with a checkpoint) after that many minutes of training,
-    e.g. to fit a session; calling again with ``resume=True`` continues exactly.
+    e.g. to fit a time slot; calling again with ``resume=True`` continues exactly.
     """
     out = Path(out_dir)
     rank, world, device = dist.init_distributed()
     is_main = rank == 0
-    if train_cfg.batch_size % world:
-        raise ConfigError(f"train.batch_size {train_cfg.batch_size} is not divisible by {world} processes")
+    if train_cfg.accumulate < 1 or train_cfg.batch_size % (world * train_cfg.accumulate):
+        raise ConfigError(f"train.batch_size {train_cfg.batch_size} is not divisible by {world} process(es) x "
+                          f"train.accumulate {train_cfg.accumulate}")
     dataset = CocoPanoptic(train_cfg.data, train_cfg.train_split)
     labels = label_space_of(dataset)
     if model_cfg.num_classes != labels.num_classes:
@@ -186,25 +188,38 @@ def train(
     window_t, window_imgs = time.perf_counter(), 0
     stopped_early = False
     t0 = time.perf_counter()
+    micro = train_cfg.batch_size // (world * train_cfg.accumulate)
     for images, targets in loader:
         lr = learning_rate(step, train_cfg)
         for g in optimizer.param_groups:
             g["lr"] = lr * g["lr_mult"]
         images = images.to(device, non_blocking=True)
         targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
-        num_masks = max(1.0, dist.all_reduce_sum(float(sum(len(t["labels"]) for t in targets)), device) / world)
-        gt_masks = [t["masks"] for t in targets] if pass_gt_masks else None
-        outputs = ddp_model(images, gt_masks)
-        losses = criterion(outputs, targets, num_masks)
-        weights = criterion.weight_dict
-        if distiller is not None:
-            with torch.no_grad():
-                teacher_out = teacher(images)
-            losses.update(distiller(outputs, teacher_out))
-            weights = {**weights, **distiller.weight_dict}
-        loss = sum(losses[k] * weights[k] for k in losses if k in weights)
+        # DETR's normaliser: masks in the whole optimizer step, per forward pass (process x micro-batch)
+        parts = world * train_cfg.accumulate
+        num_masks = max(1.0, dist.all_reduce_sum(float(sum(len(t["labels"]) for t in targets)), device) / parts)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss, step_losses = 0.0, {}
+        for m in range(train_cfg.accumulate):
+            part = slice(m * micro, (m + 1) * micro)
+            part_targets = targets[part]
+            gt_masks = [t["masks"] for t in part_targets] if pass_gt_masks else None
+            last = m == train_cfg.accumulate - 1
+            with (ddp_model.no_sync() if world > 1 and not last else contextlib.nullcontext()):
+                outputs = ddp_model(images[part], gt_masks)
+                losses = criterion(outputs, part_targets, num_masks)
+                weights = criterion.weight_dict
+                if distiller is not None:
+                    with torch.no_grad():
+                        teacher_out = teacher(images[part])
+                    losses.update(distiller(outputs, teacher_out))
+                    weights = {**weights, **distiller.weight_dict}
+                loss = sum(losses[k] * weights[k] for k in losses if k in weights) / train_cfg.accumulate
+                loss.backward()
+            step_loss += float(loss.detach())
+            for k in _LOGGED_LOSSES:
+                if k in losses:
+                    step_losses[k] = step_losses.get(k, 0.0) + float(losses[k].detach()) / train_cfg.accumulate
         if train_cfg.clip_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.clip_grad_norm)
         optimizer.step()
@@ -213,12 +228,15 @@ def train(
         train_seconds += now - t0  # wall time incl. data loading, excl. checkpoints / evals
         window_imgs += images.shape[0] * world
 
+        if step % 10 == 0 or step == train_cfg.steps:
+            # every process joins the mean, so the logged loss is the whole batch's, as in one process
+            step_loss = dist.all_reduce_mean(step_loss, device)
         if is_main and (step % 10 == 0 or step == train_cfg.steps):
             now = time.perf_counter()
             ips = window_imgs / max(now - window_t, 1e-9)
             window_t, window_imgs = now, 0
-            row = {"step": step, "loss": float(loss.detach()), "lr": lr, "img_per_s": ips, "train_seconds": train_seconds}
-            row.update({k: float(losses[k].detach()) for k in _LOGGED_LOSSES if k in losses})
+            row = {"step": step, "loss": step_loss, "lr": lr, "img_per_s": ips, "train_seconds": train_seconds}
+            row.update(step_losses)
             history.append(row)
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
