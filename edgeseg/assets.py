@@ -84,3 +84,12 @@ def resolve_weights(name_or_path: str | os.PathLike) -> Path:
 def resolve_recipe_file(model_name: str, fmt: str) -> Path | None:
     """``quantize/<model name>_<format>.yaml`` if the project ships a tuned recipe for the model."""
     return find_asset("quantize", f"{model_name}_{fmt}", ".yaml")
+
+
+def default_output(weights: Path, name: str) -> Path:
+    """Where an export of ``weights`` goes when no folder is given: beside a user's checkpoint,
+    but under ``./runs/export/`` for a shipped model (its folder may be an installed package)."""
+    shipped = asset_dir("models").resolve()
+    if weights.resolve().parent == shipped:
+        return Path("runs") / "export" / f"{weights.stem}_{name}"
+    return weights.with_name(f"{weights.stem}_{name}")

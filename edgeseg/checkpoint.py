@@ -10,7 +10,6 @@ checkpoint is read or written: ``file_sha256`` works on a device install.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import pickle

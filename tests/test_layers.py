@@ -127,3 +127,27 @@ def test_torch_free_modules_import_no_torch_at_module_level():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             bad += [f"{module}:{node.lineno} {n}" for n in names if n.split(".")[0] in ("torch", "timm", "transformers")]
     assert bad == []
+
+
+def test_importing_the_cli_changes_no_environment_variable():
+    """``edgeseg`` / ``edgeseg.cli`` set nothing on import (``main()`` sets OMP_WAIT_POLICY for
+    torch). Third-party imports may (OpenCV's loader edits LD_LIBRARY_PATH), so the rest of the
+    package is checked from its source: no module writes ``os.environ`` at import time."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os; before = dict(os.environ)\n"
+            "import edgeseg, edgeseg.cli\n"
+            "print(sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    writes = []
+    for module, path in _modules().items():
+        for node in ast.parse(path.read_text()).body:  # module level only: functions run when called
+            text = ast.unparse(node)
+            if "os.environ" in text and not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                writes.append(f"{module}:{node.lineno}")
+    assert writes == []

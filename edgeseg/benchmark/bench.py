@@ -15,13 +15,11 @@ table and a Pareto PNG by :mod:`edgeseg.benchmark.report`.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
-import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,11 +174,13 @@ def _accuracy(art: Artifact, threads: int, dataset, val_images: int) -> dict[str
 
 
 def bench(cfg: BenchConfig) -> dict[str, Any]:
-    """Run the benchmark; returns the document ``report.write_report`` writes (rows + summary)."""
+    """Run the benchmark; returns the document ``report.write_report`` writes (rows + summary).
+
+    On shared cores, start Python with ``OMP_WAIT_POLICY=PASSIVE`` (the ``edgeseg`` command does):
+    OpenMP's spin-waiting made 2-thread torch rows 4-7x slower."""
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.assets import resolve_weights
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cfg.validate()
     started = time.perf_counter()
     students = [resolve_weights(w) for w in cfg.weights]

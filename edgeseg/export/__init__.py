@@ -125,12 +125,12 @@ def export(
     instead of converting again (checked with :func:`check_fp32_artifact`).
 
     ``out`` is a folder (default ``<weights stem>_<format>_<precision>_<imgsz>`` beside the
-    weights) that will hold the model file(s), ``edgeseg.json`` and ``parity.json``.
+    weights, or under ``runs/export/`` for a shipped model) that will hold the model file(s), ``edgeseg.json`` and ``parity.json``.
     """
     import torch
 
     from edgeseg.backends import load_artifact
-    from edgeseg.assets import resolve_weights
+    from edgeseg.assets import default_output, resolve_weights
     from edgeseg.checkpoint import load_checkpoint
     from edgeseg.export.parity import check_parity
     from edgeseg.modeling.build import model_from_checkpoint
@@ -152,7 +152,7 @@ def export(
     imgsz = int(imgsz or ckpt["model_config"]["image_size"])
     if imgsz % 32 or imgsz < 64:
         raise ExportError(f"--imgsz must be a multiple of 32 and >= 64, got {imgsz}")
-    out = Path(out) if out else weights.with_name(f"{weights.stem}_{format}_{precision}_{imgsz}")
+    out = Path(out) if out else default_output(weights, f"{format}_{precision}_{imgsz}")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     dataset = _parity_data(ckpt, data) if check else None

@@ -199,7 +199,7 @@ def instance_inference(
     "query_index": [M] int64}``.
     """
     cl, ml = _check_outputs(class_logits, mask_logits)
-    n, k = cl.shape[0], cl.shape[1] - 1
+    k = cl.shape[1] - 1
     things = _check_isthing(isthing, k)
     if int(topk) < 1:
         raise EdgesegError(f"topk must be >= 1, got {topk}")

@@ -94,7 +94,7 @@ def quantize(
     """
     from edgeseg.backends import load_artifact, predictor_for_checkpoint
     from edgeseg.backends.base import CallableAdapter
-    from edgeseg.assets import resolve_weights
+    from edgeseg.assets import default_output, resolve_weights
     from edgeseg.checkpoint import load_checkpoint
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.export import _metadata, export, torch_reference
@@ -108,7 +108,7 @@ def quantize(
     weights = resolve_weights(weights)  # a file, or a shipped model's name
     ckpt = load_checkpoint(weights)
     imgsz = int(imgsz or ckpt["model_config"]["image_size"])  # default: the size stored with the model
-    out = Path(out) if out else weights.with_name(f"{weights.stem}_{format}_int8_{imgsz}")
+    out = Path(out) if out else default_output(weights, f"{format}_int8_{imgsz}")
     if out.exists() and not overwrite:
         raise QuantizeError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     root = data or (ckpt.get("train_config") or {}).get("data")

@@ -1,7 +1,6 @@
 """Hungarian matching between predicted queries and ground-truth segments (Mask2Former)."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
