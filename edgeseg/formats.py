@@ -103,6 +103,15 @@ def check_combo(fmt: str, precision: str) -> tuple[str, str]:
     return fmt, precision
 
 
+def model_bytes(path: str | Path) -> int:
+    """Size of a model on disk: the file, plus the weights file beside an OpenVINO ``.xml``."""
+    path = Path(path)
+    size = path.stat().st_size
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        size += path.with_suffix(".bin").stat().st_size
+    return size
+
+
 def _resolve(target: str) -> Any:
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)

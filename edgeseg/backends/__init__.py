@@ -7,6 +7,7 @@ is imported.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -121,7 +122,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         info.update(model=cfg.get("name"), precision=ckpt.get("stored_dtype", "float32"), input_size=int(cfg["image_size"]),
                     num_queries=cfg.get("num_queries"), classes=list(labels["class_names"]),
                     things=[n for n, t in zip(labels["class_names"], labels["isthing"]) if t],
-                    thresholds=dict(Thresholds(**ckpt.get("thresholds", {})).__dict__),
+                    thresholds=dataclasses.asdict(Thresholds(**ckpt.get("thresholds", {}))),
                     parameters=int(sum(v.numel() for v in ckpt["model"].values() if v.is_floating_point())),
                     trained_steps=ckpt.get("step"))
         return info

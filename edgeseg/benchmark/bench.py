@@ -29,7 +29,7 @@ from edgeseg.benchmark.artifacts import Artifact, build_artifact
 from edgeseg.benchmark.measure import (machine_description, peak_rss_mb, sgemm_peak_gflops_per_core,
                                        summarize_ms, time_interleaved)
 from edgeseg.errors import EdgesegError
-from edgeseg.formats import RUNTIME_OF, check_combo
+from edgeseg.formats import RUNTIME_OF, check_combo, model_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +109,6 @@ def _gmacs(cfg: dict, imgsz: int) -> float | None:
     except ImportError:  # device install without torch
         return None
 
-
-def _file_mb(path: Path) -> float:
-    size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
-        size += path.with_suffix(".bin").stat().st_size
-    return round(size / 1e6, 2)
 
 
 def _load(art: Artifact, threads: int):
@@ -261,7 +255,7 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
                 "runtime": RUNTIME_OF[a.format], "precision": a.precision, "imgsz": a.imgsz,
                 "status": a.status, "reason": a.reason, "cached": a.cached, "build_seconds": a.build_seconds,
                 "artifact": str(a.path) if a.path else None,
-                "file_mb": _file_mb(a.path) if a.ok and a.path else None,
+                "file_mb": round(model_bytes(a.path) / 1e6, 2) if a.ok and a.path else None,
                 "gmacs": gmacs[(a.weights, a.imgsz)],
                 "parity": {k: a.parity.get(k) for k in ("images", "mask_agreement", "pq_reference", "pq_artifact")}
                 if a.parity else None}

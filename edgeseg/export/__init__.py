@@ -19,17 +19,11 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.metadata import ModelMetadata, write_metadata
-from edgeseg.formats import EXPORT_FORMATS, get_format
+from edgeseg.formats import EXPORT_FORMATS, get_format, model_bytes
 
 
 logger = logging.getLogger(__name__)
 
-
-def _model_mb(path: Path) -> float:
-    size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
-        size += path.with_suffix(".bin").stat().st_size
-    return size / 1e6
 
 
 class ExportError(EdgesegError):
@@ -174,7 +168,7 @@ def export(
         meta.extra = fmt.exporter_function()(module, example, model_path, precision, meta, fp32_model=reuse)
         write_metadata(tmp, meta)
         logger.info("%s %s export: %s (%.1f MB) in %.1f s", format, precision, model_path.name,
-                    _model_mb(model_path), time.perf_counter() - started)
+                    model_bytes(model_path) / 1e6, time.perf_counter() - started)
 
         report = None
         if dataset is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
+from edgeseg.formats import model_bytes
 from edgeseg.quantization.recipe import QuantRecipe, default_recipe, load_recipe
 
 logger = logging.getLogger(__name__)
@@ -35,13 +36,6 @@ class QuantizeResult:
     path: Path  # the INT8 model file inside the output folder
     report: dict  # recipe, engine report, parity/PQ, sizes (also written as quantization.json)
 
-
-def _model_bytes(path: Path) -> int:
-    """Model file size, with the weights file of an OpenVINO IR."""
-    size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
-        size += path.with_suffix(".bin").stat().st_size
-    return size
 
 
 def resolve_recipe(format: str, recipe: str | os.PathLike | QuantRecipe | None, subset: int | None,
@@ -180,7 +174,7 @@ def quantize(
             "engine": engine_report, "parity": parity.to_dict(),
             "pq_fp32_torch": parity.pq_reference, "pq_int8": parity.pq_artifact,
             "pq_drop": round(parity.pq_reference - parity.pq_artifact, 3),
-            "size_fp32_bytes": _model_bytes(fp32.path), "size_int8_bytes": _model_bytes(model_path),
+            "size_fp32_bytes": model_bytes(fp32.path), "size_int8_bytes": model_bytes(model_path),
             "seconds": round(time.perf_counter() - start, 1),
         }
         report["size_ratio"] = round(report["size_int8_bytes"] / report["size_fp32_bytes"], 3)
