@@ -95,6 +95,13 @@ def _curve(run: Path) -> list[dict]:
     return rows
 
 
+def _backbone_weights(out) -> dict | None:
+    from edgeseg.checkpoint import load_checkpoint
+
+    last = Path(out) / "last.pt"
+    return load_checkpoint(last).get("backbone_weights") if last.is_file() else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("recipe", choices=sorted(RECIPES))
@@ -175,6 +182,8 @@ def main() -> None:
         # 95 % bootstrap interval over the val images (PQAccumulator.bootstrap_ci)
         "pq_ci95": m.get("pq_ci95"),
         "calibration": calibration,
+        # the ImageNet weights the run started from (spec, file, sha256); None: random init
+        "backbone_weights": _backbone_weights(out),
         "at_mask2former_threshold_0.8": m.get("mask2former_threshold_metrics"),
         "at_export_size": m.get("at_export_size"),
         # PQ on eval_images val images during training (train.eval_every), then the final row

@@ -108,7 +108,8 @@ def load_state_into(model, state: dict[str, Any], source: str) -> None:
 
 # Keys a deployable checkpoint keeps: the weights and what is needed to rebuild, label and
 # threshold them; optimizer state, the per-step history and resume counters are dropped.
-_DEPLOY_KEYS = ("model", "model_config", "label_space", "thresholds", "calibration", "train_config", "metrics", "step")
+_DEPLOY_KEYS = ("model", "model_config", "label_space", "thresholds", "calibration", "train_config", "metrics", "step",
+                "backbone_weights")
 
 
 def strip_checkpoint(src: str | Path, dst: str | Path, half: bool = True) -> dict[str, Any]:

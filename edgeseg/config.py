@@ -28,7 +28,11 @@ class ModelConfig:
 
     name: str = "pem_mnv3l_512"
     backbone: str = "mobilenetv3_large_100"
-    backbone_weights: str | None = None  # local timm weight file; never downloaded
+    # ImageNet weights (edgeseg/modeling/pretrained.py): a local timm state-dict file, "pip:efficientnet-lite0"
+    # (the pretrained extra) or "timm" (timm's hub, online only); None: random init
+    backbone_weights: str | None = None
+    # extra timm.create_model arguments the weights were made with (e.g. {pad_type: same, bn_eps: 0.001})
+    backbone_kwargs: dict[str, Any] | None = None
     # Input normalisation on the 0-255 scale, owned by the backbone's weights (ImageNet statistics
     # for timm's PyTorch-trained models; TF-origin weights want 127.5 / 127.5). It travels with
     # the checkpoint into every export's metadata, so preprocessing always matches training.

@@ -1,13 +1,11 @@
 """timm backbones as a 4-level feature pyramid (strides 4, 8, 16, 32), always NCHW."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import timm
 import torch
 from torch import nn
 
-from edgeseg.errors import CheckpointError
 
 PYRAMID_STRIDES = (4, 8, 16, 32)
 
@@ -30,27 +28,28 @@ def pyramid_indices(name: str, reductions: list[int]) -> tuple[int, ...]:
 class Backbone(nn.Module):
     """``timm.create_model(name, features_only=True)`` returning 4 NCHW maps.
 
-    ``weights`` is a local timm checkpoint file (``.pth``/``.safetensors``); nothing is ever
-    downloaded. Swin is built for ``image_size`` (its attention masks depend on it) and its
-    NHWC outputs are permuted to NCHW.
+    ``weights``: see :mod:`edgeseg.modeling.pretrained` (a local timm state dict, ``pip:NAME`` or
+    ``timm``). ``timm_kwargs``: extra ``timm.create_model`` arguments the weights need (TF-origin
+    MobileNetV2: ``pad_type="same", bn_eps=1e-3``). Swin is built for ``image_size`` (its
+    attention masks depend on it) and its NHWC outputs are permuted to NCHW.
     """
 
-    def __init__(self, name: str, image_size: int, weights: str | None = None) -> None:
+    def __init__(self, name: str, image_size: int, weights: str | None = None,
+                 timm_kwargs: dict | None = None) -> None:
         super().__init__()
-        kwargs: dict = {}
+        kwargs: dict = dict(timm_kwargs or {})
         if _fixed_input_size(name):  # Swin's attention masks depend on the input size
             kwargs["img_size"] = image_size
-        if weights is not None:
-            if not Path(weights).is_file():
-                raise CheckpointError(f"backbone weight file not found: {weights}")
-            # timm filters the classifier and adapts the keys to the features_only wrapper.
-            kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(weights)})
-        else:
-            kwargs["pretrained"] = False
         # timm's default ``out_indices`` are all of the model's levels; the pyramid is picked from
         # them by stride, and only those levels are returned (the others cost nothing extra: they
         # are computed on the way to stride 32 anyway).
-        self.body = timm.create_model(name, features_only=True, **kwargs)
+        self.body = timm.create_model(name, features_only=True, pretrained=False, **kwargs)
+        # ImageNet weights: a local file, a pip package or timm's hub, loaded strictly (pretrained.py)
+        self.weights = None
+        if weights is not None:
+            from edgeseg.modeling.pretrained import load_backbone_weights
+
+            self.weights = load_backbone_weights(self.body, str(weights), name)
         info = self.body.feature_info
         picks = pyramid_indices(name, list(info.reduction()))
         self.levels = picks

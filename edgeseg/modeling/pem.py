@@ -26,7 +26,8 @@ class PEM(nn.Module):
     def __init__(self, cfg: ModelConfig, image_size: int | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        self.backbone = Backbone(cfg.backbone, image_size or cfg.image_size, cfg.backbone_weights)
+        self.backbone = Backbone(cfg.backbone, image_size or cfg.image_size, cfg.backbone_weights,
+                                 cfg.backbone_kwargs)
         self.pixel_decoder = PEMPixelDecoder(
             self.backbone.channels, cfg.pixel_dim, cfg.mask_dim, cfg.deformable, cfg.mask_coords
         )

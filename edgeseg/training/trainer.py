@@ -26,6 +26,7 @@ from edgeseg.data.coco_panoptic import CocoPanoptic
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.inference.result import LabelSpace
 from edgeseg.modeling.build import build_model, num_aux_outputs
+from edgeseg.modeling.pretrained import describe as describe_weights
 from edgeseg.training import dist
 from edgeseg.training.data_stream import StepSampler, TrainStream, collate
 from edgeseg.training.losses import SetCriterion
@@ -175,6 +176,8 @@ def train(
             "label_space": dataclasses.asdict(labels),
             "history": history,
             "train_seconds": train_seconds,
+            # which ImageNet weights the run started from (file and sha256), when it did
+            "backbone_weights": describe_weights(getattr(getattr(model, "backbone", None), "weights", None)),
             **({"distiller": distiller.state_dict()} if distiller is not None and distiller.adapter is not None else {}),
         }
 
