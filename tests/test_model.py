@@ -35,7 +35,11 @@ def test_training_outputs_and_deep_supervision():
     assert out["pred_masks"].shape == (2, 8, 16, 16)
     assert len(out["aux_outputs"]) == cfg.dec_layers  # learnable queries + all but the last layer
     assert all(a["pred_masks"].shape == (2, 8, 16, 16) for a in out["aux_outputs"])
-    assert out["sem_logits"].shape == (2, 13, 16, 16)
+    # PEM as published by default: none of edgeseg's additions; each is a switch
+    assert "sem_logits" not in out and "shape_logits" not in out
+    with_additions = build_pem(tiny_model_config(semantic_aux=True, mask_shape_class=True)).train()
+    out = with_additions(torch.randn(2, 3, 64, 64), [torch.zeros(1, 64, 64)] * 2)
+    assert out["sem_logits"].shape == (2, 13, 16, 16) and "shape_logits" in out
 
 
 def test_inference_path_equals_full_resolution_path():

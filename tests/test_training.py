@@ -43,7 +43,7 @@ def test_matcher_handles_images_without_targets():
 
 
 def test_criterion_names_losses_per_layer_and_weights_them_outside():
-    cfg = tiny_model_config()
+    cfg = tiny_model_config(semantic_aux=True, mask_shape_class=True)  # with the additions' losses
     model = build_pem(cfg).train()
     crit = SetCriterion(13, LossConfig(num_points=256), num_aux=cfg.dec_layers)
     targets = [{"labels": torch.tensor([0, 9]), "masks": torch.rand(2, 64, 64) > 0.5,

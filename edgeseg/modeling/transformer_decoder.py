@@ -77,8 +77,8 @@ class PEMTransformerDecoder(nn.Module):
         nheads: int = 8,
         ffn_dim: int = 2048,
         num_levels: int = 3,
-        mask_pooled_class: bool = True,
-        mask_shape_class: bool = True,
+        mask_pooled_class: bool = False,
+        mask_shape_class: bool = False,
     ) -> None:
         super().__init__()
         self.num_levels = num_levels
