@@ -69,12 +69,12 @@ def _load_checkpoint(path: Path, device: str, input_size: int | None, threads: i
 def predictor_for_checkpoint(adapter: Adapter, ckpt: dict[str, Any], thresholds: ThresholdOverrides = None) -> Predictor:
     """A :class:`Predictor` over ``adapter`` with the label space, thresholds and normalisation
     a checkpoint stores (shared by ``load`` and the torch references of parity and INT8)."""
-    from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
+    from edgeseg.inference.preprocess import normalisation_of
 
-    cfg = ckpt["model_config"]
+    mean, std = normalisation_of(ckpt["model_config"])
     stored = Thresholds(**ckpt.get("thresholds", {}))
     return Predictor(adapter, LabelSpace(**ckpt["label_space"]), adapter.input_size, stored.merged(thresholds),
-                     mean=cfg.get("pixel_mean", IMAGENET_MEAN), std=cfg.get("pixel_std", IMAGENET_STD))
+                     mean=mean, std=std)
 
 
 def load_artifact(
@@ -105,7 +105,6 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     """What a model file (or shipped model name) is, without running it: format, runtime, input
     size, classes, thresholds, normalisation, provenance. A ``.pt`` needs torch to be read."""
     from edgeseg.export.metadata import read_metadata
-    from edgeseg.formats import get_format
 
     path = resolve_weights(path)
     fmt = format_of_path(path)
@@ -127,7 +126,6 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
                     trained_steps=ckpt.get("step"))
         return info
     meta = read_metadata(path)
-    get_format(meta.format)
     info.update(model=meta.model_name, precision=meta.precision, input_size=meta.input_size,
                 num_queries=meta.num_queries, classes=meta.class_names,
                 things=[n for n, t in zip(meta.class_names, meta.isthing) if t], thresholds=meta.thresholds,

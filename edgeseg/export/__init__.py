@@ -42,19 +42,18 @@ def _metadata(ckpt: dict, weights: Path, fmt: str, precision: str, size: int) ->
     normalisation the backbone was trained with."""
     from edgeseg.checkpoint import file_sha256
     from edgeseg.inference.predictor import Thresholds
-    from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
+    from edgeseg.inference.preprocess import normalisation_of
     from edgeseg.inference.result import LabelSpace
 
     cfg = ckpt["model_config"]
+    mean, std = normalisation_of(cfg)
     labels = LabelSpace(**ckpt["label_space"])
     thresholds = dataclasses.asdict(Thresholds(**ckpt.get("thresholds", {})))
     return ModelMetadata(
         format=fmt, precision=precision, model_file=get_format(fmt).model_file, input_size=size,
         num_queries=int(cfg["num_queries"]), class_names=list(labels.class_names),
         isthing=list(labels.isthing), category_ids=list(labels.category_ids or range(1, len(labels.class_names) + 1)),
-        # checkpoints written before the config carried the normalisation were trained on ImageNet statistics
-        mean=[float(v) for v in cfg.get("pixel_mean", IMAGENET_MEAN)],
-        std=[float(v) for v in cfg.get("pixel_std", IMAGENET_STD)], thresholds=thresholds,
+        mean=list(mean), std=list(std), thresholds=thresholds,
         source_checkpoint=weights.name, source_sha256=file_sha256(weights, 64),
         model_name=str(cfg.get("name", "pem")),
     )

@@ -20,6 +20,7 @@ __all__ = [
     "IMAGENET_STD",
     "Letterbox",
     "check_rgb_image",
+    "normalisation_of",
     "preprocess",
     "preprocess_batch",
 ]
@@ -28,6 +29,13 @@ IMAGENET_MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)
 IMAGENET_STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
 
 _INTERPOLATIONS = ("auto", "linear", "area")
+
+
+def normalisation_of(model_config: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` a stored model config asks for; configs written before the normalisation
+    was a config field (and teachers) were trained on ImageNet statistics."""
+    return (tuple(float(v) for v in model_config.get("pixel_mean", IMAGENET_MEAN)),
+            tuple(float(v) for v in model_config.get("pixel_std", IMAGENET_STD)))
 
 
 @dataclass(frozen=True)

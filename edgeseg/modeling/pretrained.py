@@ -13,14 +13,12 @@ weight file's sha256 is returned so training records which weights a run started
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import torch
 from torch import nn
 
+from edgeseg.checkpoint import file_sha256
 from edgeseg.errors import CheckpointError, ConfigError
 
 # package name -> (module, class with get_model_file_path(), the timm model its tensors map onto)
@@ -42,13 +40,6 @@ class BackboneWeights:
     sha256: str | None
     tensors: int
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
@@ -140,11 +131,4 @@ def load_backbone_weights(body: nn.Module, spec: str, backbone: str) -> Backbone
         raise CheckpointError(f"backbone weights {spec} do not fit timm {backbone}: "
                               + "; ".join(p for p in parts if p) + hint)
     body.load_state_dict({k: v.to(own[k].dtype) for k, v in kept.items()}, strict=True)
-    return BackboneWeights(spec, str(path) if path else None, _sha256(path) if path else None, len(kept))
-
-
-def describe(weights: BackboneWeights | None) -> dict[str, Any] | None:
-    """The record a training run keeps of its backbone weights."""
-    if weights is None:
-        return None
-    return {"spec": weights.spec, "file": weights.file, "sha256": weights.sha256, "tensors": weights.tensors}
+    return BackboneWeights(spec, str(path) if path else None, file_sha256(path, 64) if path else None, len(kept))

@@ -26,7 +26,6 @@ from edgeseg.data.coco_panoptic import CocoPanoptic
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.inference.result import LabelSpace
 from edgeseg.modeling.build import build_model, num_aux_outputs
-from edgeseg.modeling.pretrained import describe as describe_weights
 from edgeseg.training import dist
 from edgeseg.training.data_stream import StepSampler, TrainStream, collate
 from edgeseg.training.losses import SetCriterion
@@ -177,7 +176,7 @@ def train(
             "history": history,
             "train_seconds": train_seconds,
             # which ImageNet weights the run started from (file and sha256), when it did
-            "backbone_weights": describe_weights(getattr(getattr(model, "backbone", None), "weights", None)),
+            "backbone_weights": _weights_record(model),
             **({"distiller": distiller.state_dict()} if distiller is not None and distiller.adapter is not None else {}),
         }
 
@@ -302,6 +301,11 @@ def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelS
         teacher_dim = teacher.hf.config.mask_feature_size
     distiller = DistillationLoss(kd, getattr(model_cfg, "mask_dim", 0), teacher_dim).to(device)
     return teacher, distiller
+
+
+def _weights_record(model: torch.nn.Module) -> dict | None:
+    weights = getattr(getattr(model, "backbone", None), "weights", None)
+    return dataclasses.asdict(weights) if weights is not None else None
 
 
 def evaluate_model(model: torch.nn.Module, labels: LabelSpace, train_cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
