@@ -223,22 +223,20 @@ class PQAccumulator:
         if not 0 < level < 1 or samples < 1:
             raise ValueError(f"bootstrap_ci: need 0 < level < 1 and samples >= 1, got {level}, {samples}")
         per_image = np.stack(self.per_image)  # (images, classes, 4)
-        n, c = per_image.shape[:2]
-        rng = np.random.default_rng(seed)
-        counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(samples)])
-        sums = (counts @ per_image.reshape(n, c * 4)).reshape(samples, c, 4)
-        iou, tp, fp, fn = np.moveaxis(sums, -1, 0)
-        seen = (tp + fp + fn) > 0
-        pq = np.divide(iou, tp + 0.5 * fp + 0.5 * fn, out=np.zeros_like(iou), where=seen)
-        isthing = np.array([bool(info["isthing"]) for info in self.categories.values()])
+        counts = bootstrap_counts(len(per_image), samples, seed)
+        means = resampled_pq(per_image, self.isthing, counts)
         tail = 100 * (1 - level) / 2
-        out: dict[str, Any] = {"level": level, "samples": samples, "images": n}
-        for key, group in (("all", np.ones(c, bool)), ("things", isthing), ("stuff", ~isthing)):
-            k = (seen & group).sum(axis=1)
-            means = 100 * (pq * (seen & group)).sum(axis=1) / np.maximum(k, 1)
-            lo, hi = np.percentile(means[k > 0], [tail, 100 - tail]) if (k > 0).any() else (0.0, 0.0)
+        out: dict[str, Any] = {"level": level, "samples": samples, "images": len(per_image)}
+        for key, values in means.items():
+            ok = ~np.isnan(values)
+            lo, hi = np.percentile(values[ok], [tail, 100 - tail]) if ok.any() else (0.0, 0.0)
             out[key] = [round(float(lo), 2), round(float(hi), 2)]
         return out
+
+    @property
+    def isthing(self) -> np.ndarray:
+        """Per category (in ``categories`` order): is it a thing class."""
+        return np.array([bool(info["isthing"]) for info in self.categories.values()])
 
     def _average(self, isthing: bool | None) -> dict:
         pq = sq = rq = 0.0
@@ -285,6 +283,66 @@ class PQAccumulator:
 
 
 # ----------------------------------------------------------------------------- file contract
+
+
+def bootstrap_counts(images: int, samples: int, seed: int = 0) -> np.ndarray:
+    """(samples, images) multiplicities of a whole-image bootstrap: row k says how often resample
+    k draws each image. Shared by every arm of a paired comparison, so all see the same draws."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, images, images), minlength=images) for _ in range(samples)])
+
+
+def resampled_pq(per_image: np.ndarray, isthing: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """PQ (percent) of every bootstrap resample: ``per_image`` (images, classes, 4: IoU, TP, FP, FN)
+    weighted by ``counts`` (samples, images). Same rules as ``PQAccumulator.summary``: a class with
+    TP + FP + FN = 0 in a resample is left out of that resample's mean (NaN when no class is left)."""
+    n, c = per_image.shape[:2]
+    sums = (counts @ per_image.reshape(n, c * 4)).reshape(len(counts), c, 4)
+    iou, tp, fp, fn = np.moveaxis(sums, -1, 0)
+    seen = (tp + fp + fn) > 0
+    pq = np.divide(iou, tp + 0.5 * fp + 0.5 * fn, out=np.zeros_like(iou, dtype=float), where=seen)
+    out = {}
+    for key, group in (("all", np.ones(c, bool)), ("things", isthing), ("stuff", ~isthing)):
+        k = (seen & group).sum(axis=1)
+        with np.errstate(invalid="ignore"):
+            out[key] = np.where(k > 0, 100 * (pq * (seen & group)).sum(axis=1) / np.maximum(k, 1), np.nan)
+    return out
+
+
+def paired_bootstrap(arm_a: list[np.ndarray], arm_b: list[np.ndarray], isthing: np.ndarray,
+                     samples: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Paired bootstrap of PQ(b) - PQ(a) over the *same* val images.
+
+    Each arm is a list of per-image statistics (one ``PQAccumulator.per_image`` stack per seed,
+    all on the same images in the same order). Every resample draws one set of images, scores
+    every run of both arms on it, and takes the difference of the two arms' seed means; the
+    interval is the percentile interval of those differences. Pairing removes the split's own
+    image-to-image variance, so a gap smaller than an unpaired interval can still be real.
+    """
+    runs = [*arm_a, *arm_b]
+    if not arm_a or not arm_b:
+        raise ValueError("paired_bootstrap: each arm needs at least one run")
+    shapes = {r.shape for r in runs}
+    if len(shapes) != 1:
+        raise DatasetError(f"paired_bootstrap: runs were scored on different images / classes: shapes {sorted(shapes)}")
+    counts = bootstrap_counts(runs[0].shape[0], samples, seed)
+    full = np.ones((1, runs[0].shape[0]), dtype=counts.dtype)
+    tail = 100 * (1 - level) / 2
+    out: dict[str, Any] = {"level": level, "samples": samples, "images": runs[0].shape[0],
+                           "runs_a": len(arm_a), "runs_b": len(arm_b)}
+
+    def arm_mean(arm: list[np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
+        per_run = [resampled_pq(r, isthing, weights) for r in arm]
+        return {k: np.mean([p[k] for p in per_run], axis=0) for k in ("all", "things", "stuff")}
+
+    a_boot, b_boot, a_full, b_full = arm_mean(arm_a, counts), arm_mean(arm_b, counts), arm_mean(arm_a, full), arm_mean(arm_b, full)
+    for key in ("all", "things", "stuff"):
+        diff = b_boot[key] - a_boot[key]
+        point = float((b_full[key] - a_full[key])[0])
+        ok = ~np.isnan(diff)
+        lo, hi = np.percentile(diff[ok], [tail, 100 - tail]) if ok.any() else (float("nan"), float("nan"))
+        out[key] = {"diff": round(point, 2), "ci": [round(float(lo), 2), round(float(hi), 2)]}
+    return out
 
 
 def rgb_to_id(color: np.ndarray) -> np.ndarray:

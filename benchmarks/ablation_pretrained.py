@@ -1,0 +1,203 @@
+"""Equal-budget ablation of edgeseg's four student additions on a pretrained backbone.
+
+PEM as published (``models/pem_lite0_512.yaml``: ImageNet EfficientNet-Lite0, the four additions
+off) against each addition switched on alone and all four together. Every run has the same
+steps, batch, crop and schedule; only the switches (and the loss or warm start an addition
+brings with it) differ. Every finished run gets the recipe protocol: object-score threshold
+calibrated on 100 *train* images, then PQ on the whole val split at the serving size. The
+per-image PQ statistics are kept, so that each variant is compared with the plain one by a
+paired bootstrap over the same val images (``edgeseg.evaluation.panoptic_quality.paired_bootstrap``).
+
+    python benchmarks/ablation_pretrained.py                       # 6 variants x seeds 0 1, 2 at a time
+    python benchmarks/ablation_pretrained.py --seeds 2 --variants plain all   # a third seed, one pair
+    python benchmarks/ablation_pretrained.py --record-only         # re-read finished runs, write tables
+
+Runs live in ``runs/ablation_pretrained/<variant>_s<seed>`` and resume from their last
+checkpoint when the script is started again. Each training process gets ``--threads`` threads.
+Writes benchmarks/results/ablation_pretrained.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = "models/pem_lite0_512.yaml"
+CALIBRATION_IMAGES = 100
+# the budget of every run (the config's batch 8 at 256 px, lr 1e-3, backbone 0.1x, poly)
+STEPS = 400
+BUDGET = ["train.warmup_steps=50", "train.checkpoint_every=50"]
+_SHAPE = ["model.mask_shape_class=true", "train.loss.shape_weight=1.0",
+          "train.shape_pretrain_steps=2400", "train.shape_pretrain_images=600"]
+# variant -> --set overrides on top of the config (which has all four off)
+VARIANTS: dict[str, list[str]] = {
+    "plain": [],
+    "semantic_aux": ["model.semantic_aux=true", "train.loss.semantic_weight=1.0"],
+    "mask_pooled_class": ["model.mask_pooled_class=true"],
+    "mask_coords": ["model.mask_coords=true"],
+    "mask_shape_class": _SHAPE,
+    "all": ["model.semantic_aux=true", "train.loss.semantic_weight=1.0", "model.mask_pooled_class=true",
+            "model.mask_coords=true", *_SHAPE],
+}
+
+
+def train_argv(variant: str, seed: int, data: str, out: Path, steps: int = STEPS) -> list[str]:
+    return ["train", "--config", CONFIG, "--out", str(out), "--data", data, "--set", f"train.steps={steps}", *BUDGET,
+            f"train.seed={seed}", *VARIANTS[variant]]
+
+
+def run_one(variant: str, seed: int, data: str, out: Path, steps: int = STEPS) -> None:
+    """Train (or resume) one run, then calibrate on train images and score val; writes score.json
+    and per_image.npy (per val image and class: IoU sum, TP, FP, FN) in the run directory."""
+    from edgeseg.backends import load
+    from edgeseg.cli import main as cli_main
+    from edgeseg.data.coco_panoptic import CocoPanoptic
+    from edgeseg.evaluation.calibrate import calibrate_checkpoint
+    from edgeseg.evaluation.evaluate import score_split, summarise
+
+    if not (out / "metrics.json").exists() and cli_main(train_argv(variant, seed, data, out, steps)) != 0:
+        sys.exit(2)
+    weights = out / "model.pt"
+    calibration = calibrate_checkpoint(str(weights), data, split="train", images=CALIBRATION_IMAGES)
+    score = score_split(load(weights), CocoPanoptic(data, "val"), progress=False)
+    m = summarise(score)
+    trained = json.loads((out / "metrics.json").read_text())
+    history = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    warm = next((r["shape_pretrain"]["seconds"] for r in history if "shape_pretrain" in r), 0.0)
+    pan = m["panoptic"]
+    steps = int(trained["step"])
+    record = {
+        "variant": variant, "seed": seed, "steps": steps,
+        "pq": round(pan["all"]["pq"], 2), "sq": round(pan["all"]["sq"], 2), "rq": round(pan["all"]["rq"], 2),
+        "pq_things": round(pan["things"]["pq"], 2), "pq_stuff": round(pan["stuff"]["pq"], 2),
+        "miou": round(m["miou"], 2), "pq_ci95": m["pq_ci95"], "val_images": m["images"],
+        "threshold": calibration["object_mask_threshold"],
+        "train_minutes": round(trained["train_seconds"] / 60, 1),
+        # the main loop's wall-clock per step (the shape head's warm start, if any, apart)
+        "seconds_per_step": round((trained["train_seconds"] - warm) / max(steps, 1), 3),
+        "warm_start_seconds": round(warm, 1),
+        "command": "edgeseg " + " ".join(train_argv(variant, seed, data, out, steps)),
+    }
+    np.save(out / "per_image.npy", np.stack(score.pq.per_image))
+    np.save(out / "isthing.npy", score.pq.isthing)
+    (out / "score.json").write_text(json.dumps(record, indent=2))
+
+
+def schedule(jobs: list[tuple[str, int]], args) -> None:
+    """Run the jobs ``args.parallel`` at a time, each in its own process with ``args.threads`` threads."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "PASSIVE"}
+    pending, running = list(jobs), []
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            variant, seed = pending.pop(0)
+            out = Path(args.root) / f"{variant}_s{seed}"
+            out.mkdir(parents=True, exist_ok=True)
+            log = open(out / "run.log", "a")  # noqa: SIM115 (the child process writes it until it exits)
+            cmd = [sys.executable, __file__, "--one", variant, str(seed), "--data", args.data, "--root", args.root,
+                   "--steps", str(args.steps)]
+            running.append((variant, seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)))
+            print(f"started {variant} seed {seed}", flush=True)
+        time.sleep(5)
+        for item in list(running):
+            if item[2].poll() is not None:
+                running.remove(item)
+                print(f"{item[0]} seed {item[1]}: exit {item[2].returncode}", flush=True)
+
+
+def record(args) -> None:
+    from edgeseg.evaluation.panoptic_quality import paired_bootstrap
+
+    runs: dict[str, list[dict]] = {}
+    stats: dict[str, list[np.ndarray]] = {}
+    isthing = None
+    for variant in VARIANTS:
+        for run in sorted(Path(args.root).glob(f"{variant}_s*")):
+            if (run / "score.json").exists():
+                runs.setdefault(variant, []).append(json.loads((run / "score.json").read_text()))
+                stats.setdefault(variant, []).append(np.load(run / "per_image.npy"))
+                isthing = np.load(run / "isthing.npy")
+    summary = {}
+    for variant, rows in runs.items():
+        summary[variant] = {
+            "seeds": [r["seed"] for r in rows],
+            **{f"{k}_mean": round(statistics.mean(r[k] for r in rows), 2) for k in ("pq", "pq_things", "pq_stuff", "miou")},
+            "seconds_per_step": round(statistics.mean(r["seconds_per_step"] for r in rows), 3),
+            "warm_start_seconds": round(statistics.mean(r["warm_start_seconds"] for r in rows), 1),
+        }
+        if variant != "plain" and "plain" in stats:
+            # pair only the seeds both arms have, so that seed noise is paired as well
+            seeds = sorted(set(summary[variant]["seeds"]) & {r["seed"] for r in runs["plain"]})
+            if seeds:
+                plain = [a for a, r in zip(stats["plain"], runs["plain"]) if r["seed"] in seeds]
+                mine = [a for a, r in zip(stats[variant], rows) if r["seed"] in seeds]
+                paired = paired_bootstrap(plain, mine, isthing)
+                summary[variant]["vs_plain"] = {"seeds": seeds, **paired}
+                summary[variant]["helps_beyond_interval"] = paired["all"]["ci"][0] > 0
+    from edgeseg.config import load_config
+
+    out = {
+        "what": "equal-budget ablation of the four edgeseg additions on ImageNet EfficientNet-Lite0, PEM as published = plain",
+        "config": CONFIG, "steps": args.steps, "budget": BUDGET, "variants": VARIANTS,
+        "train": {k: v for k, v in load_config(ROOT / CONFIG)[1].__dict__.items() if k in ("batch_size", "image_size", "lr", "backbone_lr_mult", "schedule")},
+        "protocol": f"threshold calibrated on {CALIBRATION_IMAGES} train images; PQ on the whole val split at the config's serving size; "
+                    "paired bootstrap (2000 resamples of the same val images) of the variant's seed mean minus plain's",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {args.threads} thread(s) per run, {args.parallel} run(s) at a time",
+        "command": "python benchmarks/ablation_pretrained.py " + " ".join(sys.argv[1:]),
+        "runs": [r for rows in runs.values() for r in rows], "summary": summary,
+    }
+    dest = ROOT / "benchmarks" / "results" / "ablation_pretrained.json"
+    dest.write_text(json.dumps(out, indent=2))
+    lines = ["| variant | seeds | PQ | things | stuff | mIoU | PQ - plain [95 % paired] | things - plain | s / step |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for variant, s in summary.items():
+        vs = s.get("vs_plain")
+        gap = {k: f"{vs[k]['diff']:+.2f} [{vs[k]['ci'][0]:+.2f}, {vs[k]['ci'][1]:+.2f}]" if vs else "-" for k in ("all", "things")}
+        lines.append(f"| {variant} | {', '.join(map(str, s['seeds']))} | {s['pq_mean']} | {s['pq_things_mean']} | "
+                     f"{s['pq_stuff_mean']} | {s['miou_mean']} | {gap['all']} | {gap['things']} | {s['seconds_per_step']} |")
+    lines += ["", f"budget: {args.steps} steps, {' '.join(BUDGET)} on {CONFIG}; {out['machine']}", f"command: {out['command']}"]
+    dest.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"-> {dest}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/synth")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--parallel", type=int, default=2, help="runs at a time")
+    ap.add_argument("--threads", type=int, default=1, help="threads per run")
+    ap.add_argument("--root", default="runs/ablation_pretrained")
+    ap.add_argument("--steps", type=int, default=STEPS, help="steps per run (the recorded table: %(default)s)")
+    ap.add_argument("--record-only", action="store_true")
+    ap.add_argument("--one", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        variant, seed = args.one[0], int(args.one[1])
+        run_one(variant, seed, args.data, Path(args.root) / f"{variant}_s{seed}", args.steps)
+        return
+    if not Path(args.data).exists():
+        from edgeseg.data.synth import generate_synthetic
+
+        generate_synthetic(args.data, seed=0, workers=os.cpu_count() or 1)
+    if not args.record_only:
+        # seed-major order: every variant's first seed finishes before any second seed starts
+        jobs = [(v, s) for s in args.seeds for v in args.variants
+                if not (Path(args.root) / f"{v}_s{s}" / "score.json").exists()]
+        schedule(jobs, args)
+    record(args)
+
+
+if __name__ == "__main__":
+    main()
