@@ -46,6 +46,10 @@ def _train_configs(config: str, args: argparse.Namespace, extra: list[str] = ())
     overrides = list(args.set or []) + list(extra)
     if args.data:
         overrides.append(f"train.data={args.data}")
+    if getattr(args, "backbone_weights", None):
+        overrides.append(f"model.backbone_weights={args.backbone_weights}")
+    if getattr(args, "amp", None):
+        overrides.append(f"train.amp={args.amp}")
     return apply_overrides(model_cfg, train_cfg, overrides)
 
 
@@ -309,6 +313,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. train.steps=300")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
     p.add_argument("--time-limit", type=float, default=0.0, help="stop (resumable) after N minutes")
+    p.add_argument("--backbone-weights", metavar="SPEC",
+                   help="ImageNet weights for the student backbone (overrides model.backbone_weights): a timm "
+                        "state-dict file, pip:efficientnet-lite0/1/2, or timm (the hub; needs a network)")
+    p.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (overrides train.amp)")
 
 
 SHIPPED = "pem_mnv3l_512"  # the trained student committed under models/

@@ -125,6 +125,9 @@ class DistillConfig:
     num_points: int = 12544
 
 
+AMP_MODES = ("off", "bf16", "fp16")  # train.amp
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule and data for ``edgeseg train``."""
@@ -155,8 +158,15 @@ class TrainConfig:
     # the main loop (edgeseg/training/shape_pretrain.py); 0 disables. Counted in train time.
     shape_pretrain_steps: int = 0
     shape_pretrain_images: int = 400
+    # mixed precision: "off" (float32), "bf16" (autocast, no loss scaling) or "fp16" (autocast +
+    # GradScaler); losses stay float32 either way (edgeseg/training/amp.py)
+    amp: str = "off"
     loss: LossConfig = field(default_factory=LossConfig)
     kd: DistillConfig = field(default_factory=DistillConfig)
+
+    def __post_init__(self) -> None:
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"train.amp must be one of {list(AMP_MODES)}, got {self.amp!r}")
 
 
 def from_dict(cls: type, data: Any, where: str) -> Any:

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from edgeseg.config import LossConfig, TrainConfig
+from edgeseg.config import LossConfig, ModelConfig, TrainConfig
 from edgeseg.modeling.pem import build_pem
 from edgeseg.checkpoint import load_checkpoint
 from edgeseg.training.losses import SetCriterion
@@ -122,3 +122,46 @@ def test_optimizer_does_not_decay_norms_biases_and_embeddings():
     assert id(model.decoder.class_embed.weight) in decay
     backbone = {id(p) for g in opt.param_groups if g["lr_mult"] == 0.1 for p in g["params"]}
     assert backbone == {id(p) for p in model.backbone.parameters()}
+
+
+def test_mixed_precision_changes_the_forward_and_keeps_training_finite(tiny_data, tmp_path):
+    """bf16 autocast really runs (its weights differ from the float32 run's, which is bit-exact
+    run to run: see the resume test) and stays close to it; fp16 runs with a GradScaler whose
+    state is checkpointed for exact resume."""
+    mcfg = tiny_model_config()
+    train(mcfg, tiny_train_config(tiny_data, steps=2), tmp_path / "fp32", progress=False)
+    train(mcfg, tiny_train_config(tiny_data, steps=2, amp="bf16"), tmp_path / "bf16", progress=False)
+    train(mcfg, tiny_train_config(tiny_data, steps=2, amp="fp16"), tmp_path / "fp16", progress=False)
+    ref = load_checkpoint(tmp_path / "fp32" / "model.pt")["model"]
+    for mode in ("bf16", "fp16"):
+        got = load_checkpoint(tmp_path / mode / "model.pt")["model"]
+        floats = [k for k in ref if ref[k].is_floating_point()]
+        assert all(torch.isfinite(got[k]).all() for k in floats), mode
+        assert any(not torch.equal(ref[k], got[k]) for k in floats), f"{mode}: autocast changed nothing"
+        fp32_loss, mode_loss = (json.loads((tmp_path / m / "log.jsonl").read_text().splitlines()[-1])["loss"]
+                                for m in ("fp32", mode))
+        assert abs(mode_loss - fp32_loss) < 0.1 * fp32_loss, f"{mode}: loss {mode_loss} vs float32 {fp32_loss}"
+    scaler = load_checkpoint(tmp_path / "fp16" / "last.pt")["grad_scaler"]
+    assert scaler["scale"] > 0 and "grad_scaler" not in load_checkpoint(tmp_path / "fp16" / "model.pt")
+
+
+def test_amp_mode_is_checked_where_it_is_set():
+    from edgeseg.config import apply_overrides
+    from edgeseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train\.amp must be one of \['off', 'bf16', 'fp16'\], got 'fp32'"):
+        apply_overrides(ModelConfig(), TrainConfig(), ["train.amp=fp32"])
+
+
+def test_autocast_runs_the_network_in_bfloat16_and_losses_get_float32():
+    from edgeseg.training.amp import MixedPrecision, to_float32
+
+    conv = torch.nn.Conv2d(3, 4, 3)
+    amp = MixedPrecision("bf16", torch.device("cpu"))
+    with amp.autocast():
+        out = {"pred_masks": conv(torch.randn(1, 3, 8, 8)), "aux": [{"x": conv(torch.randn(1, 3, 8, 8))}],
+               "labels": torch.zeros(2, dtype=torch.long)}
+    assert out["pred_masks"].dtype == torch.bfloat16
+    cast = to_float32(out)
+    assert cast["pred_masks"].dtype == cast["aux"][0]["x"].dtype == torch.float32
+    assert cast["labels"].dtype == torch.long

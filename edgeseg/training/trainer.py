@@ -27,6 +27,7 @@ from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.inference.result import LabelSpace
 from edgeseg.modeling.build import build_model, num_aux_outputs
 from edgeseg.training import dist
+from edgeseg.training.amp import MixedPrecision, to_float32
 from edgeseg.training.data_stream import StepSampler, TrainStream, collate
 from edgeseg.training.losses import SetCriterion
 from edgeseg.training.shape_pretrain import pretrain_shape_head
@@ -109,6 +110,7 @@ def train(
     shape_head = getattr(getattr(model, "decoder", None), "shape_head", None)
     pass_gt_masks = bool(getattr(model_cfg, "mask_shape_class", False))
     optimizer = build_optimizer(model, train_cfg)
+    amp = MixedPrecision(train_cfg.amp, device)
     teacher, distiller = _build_distillation(model, model_cfg, train_cfg, labels, device)
     if distiller is not None and distiller.adapter is not None:
         optimizer.add_param_group({"params": list(distiller.parameters()), "lr_mult": 1.0, "weight_decay": 0.0})
@@ -129,6 +131,7 @@ def train(
                 f"{ckpt_path}: its optimizer state does not fit this edgeseg version's parameter groups "
                 f"({exc}); start again with --no-resume or a new --out"
             ) from exc
+        amp.load_state_dict(ckpt.get("grad_scaler", {}))
         start_step = int(ckpt["step"])
         history = list(ckpt.get("history", []))
         train_seconds = float(ckpt.get("train_seconds", 0.0))
@@ -168,6 +171,7 @@ def train(
         return {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "grad_scaler": amp.state_dict(),
             "step": step,
             "torch_rng": torch.get_rng_state(),
             "model_config": dataclasses.asdict(model_cfg),
@@ -208,23 +212,24 @@ def train(
             gt_masks = [t["masks"] for t in part_targets] if pass_gt_masks else None
             last = m == train_cfg.accumulate - 1
             with (ddp_model.no_sync() if world > 1 and not last else contextlib.nullcontext()):
-                outputs = ddp_model(images[part], gt_masks)
+                with amp.autocast():
+                    outputs = ddp_model(images[part], gt_masks)
+                    if distiller is not None:
+                        with torch.no_grad():
+                            teacher_out = teacher(images[part])
+                outputs = to_float32(outputs)  # losses in float32 (training/amp.py)
                 losses = criterion(outputs, part_targets, num_masks)
                 weights = criterion.weight_dict
                 if distiller is not None:
-                    with torch.no_grad():
-                        teacher_out = teacher(images[part])
-                    losses.update(distiller(outputs, teacher_out))
+                    losses.update(distiller(outputs, to_float32(teacher_out)))
                     weights = {**weights, **distiller.weight_dict}
                 loss = sum(losses[k] * weights[k] for k in losses if k in weights) / train_cfg.accumulate
-                loss.backward()
+                amp.backward(loss)
             step_loss += float(loss.detach())
             for k in _LOGGED_LOSSES:
                 if k in losses:
                     step_losses[k] = step_losses.get(k, 0.0) + float(losses[k].detach()) / train_cfg.accumulate
-        if train_cfg.clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.clip_grad_norm)
-        optimizer.step()
+        amp.step(optimizer, model.parameters(), train_cfg.clip_grad_norm)
         step += 1
         now = time.perf_counter()
         train_seconds += now - t0  # wall time incl. data loading, excl. checkpoints / evals
@@ -271,7 +276,7 @@ def train(
     metrics = evaluate_model(model, labels, train_cfg, progress=progress)
     metrics.update(step=step, train_seconds=train_seconds, finished=True)
     final = payload(step)
-    for key in ("optimizer", "torch_rng"):
+    for key in ("optimizer", "torch_rng", "grad_scaler"):
         final.pop(key)
     final["metrics"] = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     save_checkpoint(out / "model.pt", final)
