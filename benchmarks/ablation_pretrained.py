@@ -52,21 +52,22 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def train_argv(variant: str, seed: int, data: str, out: Path, steps: int = STEPS) -> list[str]:
-    return ["train", "--config", CONFIG, "--out", str(out), "--data", data, "--set", f"train.steps={steps}", *BUDGET,
-            f"train.seed={seed}", *VARIANTS[variant]]
+def train_argv(config: str, overrides: list[str], seed: int, data: str, out: Path, steps: int = STEPS) -> list[str]:
+    return ["train", "--config", config, "--out", str(out), "--data", data, "--set", f"train.steps={steps}", *BUDGET,
+            f"train.seed={seed}", *overrides]
 
 
-def run_one(variant: str, seed: int, data: str, out: Path, steps: int = STEPS) -> None:
-    """Train (or resume) one run, then calibrate on train images and score val; writes score.json
-    and per_image.npy (per val image and class: IoU sum, TP, FP, FN) in the run directory."""
+def run_one(name: str, config: str, overrides: list[str], seed: int, data: str, out: Path, steps: int = STEPS) -> None:
+    """Train (or resume) one run of ``config`` + ``overrides`` at the equal budget, then calibrate on
+    train images and score val; writes score.json and per_image.npy (per val image and class:
+    IoU sum, TP, FP, FN) in the run directory. Shared with benchmarks/backbone_choice.py."""
     from edgeseg.backends import load
     from edgeseg.cli import main as cli_main
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.evaluation.calibrate import calibrate_checkpoint
     from edgeseg.evaluation.evaluate import score_split, summarise
 
-    if not (out / "metrics.json").exists() and cli_main(train_argv(variant, seed, data, out, steps)) != 0:
+    if not (out / "metrics.json").exists() and cli_main(train_argv(config, overrides, seed, data, out, steps)) != 0:
         sys.exit(2)
     weights = out / "model.pt"
     calibration = calibrate_checkpoint(str(weights), data, split="train", images=CALIBRATION_IMAGES)
@@ -78,7 +79,7 @@ def run_one(variant: str, seed: int, data: str, out: Path, steps: int = STEPS) -
     pan = m["panoptic"]
     steps = int(trained["step"])
     record = {
-        "variant": variant, "seed": seed, "steps": steps,
+        "variant": name, "config": config, "seed": seed, "steps": steps,
         "pq": round(pan["all"]["pq"], 2), "sq": round(pan["all"]["sq"], 2), "rq": round(pan["all"]["rq"], 2),
         "pq_things": round(pan["things"]["pq"], 2), "pq_stuff": round(pan["stuff"]["pq"], 2),
         "miou": round(m["miou"], 2), "pq_ci95": m["pq_ci95"], "val_images": m["images"],
@@ -87,15 +88,16 @@ def run_one(variant: str, seed: int, data: str, out: Path, steps: int = STEPS) -
         # the main loop's wall-clock per step (the shape head's warm start, if any, apart)
         "seconds_per_step": round((trained["train_seconds"] - warm) / max(steps, 1), 3),
         "warm_start_seconds": round(warm, 1),
-        "command": "edgeseg " + " ".join(train_argv(variant, seed, data, out, steps)),
+        "command": "edgeseg " + " ".join(train_argv(config, overrides, seed, data, out, steps)),
     }
     np.save(out / "per_image.npy", np.stack(score.pq.per_image))
     np.save(out / "isthing.npy", score.pq.isthing)
     (out / "score.json").write_text(json.dumps(record, indent=2))
 
 
-def schedule(jobs: list[tuple[str, int]], args) -> None:
-    """Run the jobs ``args.parallel`` at a time, each in its own process with ``args.threads`` threads."""
+def schedule(jobs: list[tuple[str, int]], args, script: str = __file__, extra: tuple[str, ...] = ()) -> None:
+    """Run the (name, seed) jobs ``args.parallel`` at a time, each a ``script --one NAME SEED``
+    process with ``args.threads`` threads."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "PASSIVE"}
     pending, running = list(jobs), []
     while pending or running:
@@ -104,8 +106,8 @@ def schedule(jobs: list[tuple[str, int]], args) -> None:
             out = Path(args.root) / f"{variant}_s{seed}"
             out.mkdir(parents=True, exist_ok=True)
             log = open(out / "run.log", "a")  # noqa: SIM115 (the child process writes it until it exits)
-            cmd = [sys.executable, __file__, "--one", variant, str(seed), "--data", args.data, "--root", args.root,
-                   "--steps", str(args.steps)]
+            cmd = [sys.executable, script, "--one", variant, str(seed), "--data", args.data, "--root", args.root,
+                   "--steps", str(args.steps), *extra]
             running.append((variant, seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)))
             print(f"started {variant} seed {seed}", flush=True)
         time.sleep(5)
@@ -185,7 +187,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         variant, seed = args.one[0], int(args.one[1])
-        run_one(variant, seed, args.data, Path(args.root) / f"{variant}_s{seed}", args.steps)
+        run_one(variant, CONFIG, VARIANTS[variant], seed, args.data, Path(args.root) / f"{variant}_s{seed}", args.steps)
         return
     if not Path(args.data).exists():
         from edgeseg.data.synth import generate_synthetic

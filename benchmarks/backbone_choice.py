@@ -1,0 +1,150 @@
+"""Backbone choice by PQ against latency: four PEM students at the same training budget.
+
+MobileNetV3-Large from random init (today's backbone) against the ImageNet MobileNetV2,
+MobileNetV3-Small (TF) and EfficientNet-Lite0 students, all with PEM as published (the four
+edgeseg additions off) and the equal budget of ``benchmarks/ablation_pretrained.py`` (same
+steps, batch, crop, schedule, protocol: threshold calibrated on train images, PQ on the whole
+val split at the serving size). The Lite0 student *is* that ablation's ``plain`` run (same
+config, budget and seed), so it is reused when present. Then one ``edgeseg bench`` run times
+every student in OpenVINO and LiteRT, FP32 and INT8, at 384 and 512, interleaved, with PQ of
+each artifact.
+
+    python benchmarks/backbone_choice.py --weights-dir DIR      # DIR holds the two timm files below
+    python benchmarks/backbone_choice.py --weights-dir DIR --skip-bench   # training only
+    python benchmarks/backbone_choice.py --record-only          # re-read runs and the bench JSON
+
+``DIR`` must hold ``mobilenetv2_100*.pth`` and ``tf_mobilenetv3_small_100*.pth`` (timm state
+dicts of the ImageNet classifiers; docs/training.md "Pretrained backbones"). Writes
+benchmarks/results/backbone_choice.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from ablation_pretrained import STEPS, run_one, schedule
+
+_OFF = ["model.mask_pooled_class=false", "model.semantic_aux=false", "model.mask_coords=false",
+        "model.mask_shape_class=false", "train.loss.semantic_weight=0.0", "train.loss.shape_weight=0.0",
+        "train.shape_pretrain_steps=0"]
+# student -> (config, overrides, weight-file glob in --weights-dir or None)
+STUDENTS: dict[str, tuple[str, list[str], str | None]] = {
+    "mnv3l_random": ("models/pem_mnv3l_512.yaml", _OFF, None),
+    "mnv2_imagenet": ("models/pem_mnv2_512.yaml", [], "mobilenetv2_100*.pth"),
+    "mnv3s_tf_imagenet": ("models/pem_mnv3s_tf_512.yaml", [], "tf_mobilenetv3_small_100*.pth"),
+    "lite0_imagenet": ("models/pem_lite0_512.yaml", [], None),
+}
+COMBOS = (("openvino", "fp32"), ("openvino", "int8"), ("tflite", "fp32"), ("tflite", "int8"))
+SIZES = (384, 512)
+
+
+def run_dir(name: str, seed: int, args) -> Path:
+    if name == "lite0_imagenet":  # the ablation's plain run: same config, budget and seed
+        return Path(args.ablation_root) / f"plain_s{seed}"
+    return Path(args.root) / f"{name}_s{seed}"
+
+
+def overrides_of(name: str, args) -> list[str]:
+    _, overrides, weights_glob = STUDENTS[name]
+    if weights_glob:
+        found = sorted(Path(args.weights_dir or ".").glob(weights_glob)) if args.weights_dir else []
+        if not found:
+            raise SystemExit(f"{name}: no {weights_glob} in --weights-dir {args.weights_dir!r}")
+        overrides = [*overrides, f"model.backbone_weights={found[0].resolve()}"]
+    return overrides
+
+
+def record(args) -> None:
+    rows = {}
+    for name in STUDENTS:
+        score = run_dir(name, args.seed, args) / "score.json"
+        if score.exists():
+            text = score.read_text()
+            if args.weights_dir:  # the record names the weight folder as the command line does: DIR
+                text = text.replace(str(Path(args.weights_dir).resolve()), "DIR")
+            rows[name] = json.loads(text)
+    bench_path = Path(args.root) / "bench.json"
+    bench = json.loads(bench_path.read_text()) if bench_path.exists() else None
+    latency: dict[str, list[dict]] = {}
+    if bench:
+        by_weights = {str(run_dir(n, args.seed, args) / "model.pt"): n for n in STUDENTS}
+        for r in bench["rows"]:
+            name = by_weights.get(r["weights"])
+            if name:
+                latency.setdefault(name, []).append(
+                    {k: r.get(k) for k in ("runtime", "precision", "imgsz", "threads", "status", "reason", "forward_ms",
+                                           "frame_ms", "pq", "pq_things", "pq_stuff", "gmacs")})
+    doc = {
+        "what": "PEM students (four additions off) on four backbones at the same training budget: PQ against "
+                "OpenVINO and LiteRT latency, FP32 and INT8, at 384 and 512, one timed run",
+        "steps": args.steps, "seed": args.seed, "students": {n: {"config": c, "overrides": o} for n, (c, o, _) in STUDENTS.items()},
+        "machine": bench["machine"] if bench else f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "command": "python benchmarks/backbone_choice.py " + " ".join(sys.argv[1:]),
+        "training": rows, "latency": latency,
+    }
+    dest = ROOT / "benchmarks" / "results" / "backbone_choice.json"
+    dest.write_text(json.dumps(doc, indent=2))
+    lines = ["| student | PQ | things | stuff | s / step | " + " | ".join(f"{rt} {p} {s} ms" for rt, p in COMBOS for s in SIZES) + " |",
+             "|---|---|---|---|---|" + "---|" * (len(COMBOS) * len(SIZES))]
+    for name, r in rows.items():
+        cells = []
+        for rt, p in COMBOS:
+            for s in SIZES:
+                hit = [x for x in latency.get(name, []) if (x["runtime"], x["precision"], x["imgsz"]) == (
+                    "litert" if rt == "tflite" else rt, p, s)]
+                cells.append(f"{hit[0]['forward_ms']:.0f}" if hit and hit[0]["forward_ms"] else
+                             (hit[0]["status"] if hit else "-"))
+        lines.append(f"| {name} | {r['pq']} | {r['pq_things']} | {r['pq_stuff']} | {r['seconds_per_step']} | " + " | ".join(cells) + " |")
+    lines += ["", (f"{args.steps} steps, seed {args.seed}; forward_ms = network time inside Predictor.predict, median; "
+                   f"command: {doc['command']}")]
+    dest.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"-> {dest}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/synth")
+    ap.add_argument("--weights-dir", help="folder with the MobileNetV2 / MobileNetV3-Small timm files")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="threads per training run")
+    ap.add_argument("--bench-threads", type=int, nargs="+", default=[2])
+    ap.add_argument("--runs", type=int, default=20, help="timed runs per artifact")
+    ap.add_argument("--root", default="runs/backbone_choice")
+    ap.add_argument("--ablation-root", default="runs/ablation_pretrained")
+    ap.add_argument("--skip-bench", action="store_true")
+    ap.add_argument("--record-only", action="store_true")
+    ap.add_argument("--one", nargs=2, metavar=("NAME", "SEED"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        name, seed = args.one[0], int(args.one[1])
+        run_one(name, STUDENTS[name][0], overrides_of(name, args), seed, args.data, run_dir(name, seed, args), args.steps)
+        return
+    if not args.record_only:
+        jobs = [(n, args.seed) for n in STUDENTS if not (run_dir(n, args.seed, args) / "score.json").exists()]
+        for n, _ in jobs:
+            overrides_of(n, args)  # fail now on a missing weight file, not in a child process
+        extra = ("--ablation-root", args.ablation_root, *(("--weights-dir", args.weights_dir) if args.weights_dir else ()))
+        schedule(jobs, args, script=__file__, extra=extra)
+        if not args.skip_bench:
+            from edgeseg.benchmark.bench import BenchConfig, bench
+
+            weights = tuple(str(run_dir(n, args.seed, args) / "model.pt") for n in STUDENTS)
+            doc = bench(BenchConfig(weights=weights, combos=COMBOS, threads=tuple(args.bench_threads), imgsz=SIZES,
+                                    data=args.data, runs=args.runs, memory=False, work=str(Path(args.root) / "bench")))
+            (Path(args.root) / "bench.json").write_text(json.dumps(doc, indent=2))
+    record(args)
+
+
+if __name__ == "__main__":
+    main()
