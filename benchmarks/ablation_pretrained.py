@@ -10,6 +10,7 @@ paired bootstrap over the same val images (``edgeseg.evaluation.panoptic_quality
 
     python benchmarks/ablation_pretrained.py                       # 6 variants x seeds 0 1, 2 at a time
     python benchmarks/ablation_pretrained.py --seeds 2 --variants plain all   # a third seed, one pair
+    python benchmarks/ablation_pretrained.py --time-steps 10 --threads 2   # ms per step, side by side
     python benchmarks/ablation_pretrained.py --record-only         # re-read finished runs, write tables
 
 Runs live in ``runs/ablation_pretrained/<variant>_s<seed>`` and resume from their last
@@ -19,6 +20,7 @@ Writes benchmarks/results/ablation_pretrained.json and .md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -117,6 +119,60 @@ def schedule(jobs: list[tuple[str, int]], args, script: str = __file__, extra: t
                 print(f"{item[0]} seed {item[1]}: exit {item[2].returncode}", flush=True)
 
 
+def time_steps(args) -> dict:
+    """Wall-clock of one training step (batch, crop and loss of the budget) for every variant,
+    measured side by side in one process: the same fixed batch, rounds interleaved, median of
+    ``args.time_steps`` after warm-up. The training runs' own ``seconds_per_step`` include data
+    loading and whatever else shared the machine; this is the like-for-like cost."""
+    import torch
+
+    from edgeseg.assets import resolve_config
+    from edgeseg.benchmark.measure import (
+        machine_description,
+        summarize_ms,
+        time_interleaved,
+    )
+    from edgeseg.config import apply_overrides, load_config
+    from edgeseg.data.coco_panoptic import CocoPanoptic
+    from edgeseg.modeling.build import build_model, num_aux_outputs
+    from edgeseg.training.data_stream import TrainStream, collate
+    from edgeseg.training.losses import SetCriterion
+    from edgeseg.training.trainer import build_optimizer, label_space_of
+
+    torch.set_num_threads(args.threads)
+    dataset = CocoPanoptic(args.data, "train")
+    labels = label_space_of(dataset)
+    things = [i for i, t in enumerate(labels.isthing) if t]
+    steps = {}
+    for variant in args.variants:
+        model_cfg, train_cfg = apply_overrides(*load_config(resolve_config(CONFIG)), VARIANTS[variant])
+        model_cfg = dataclasses.replace(model_cfg, num_classes=labels.num_classes)
+        stream = TrainStream(dataset, train_cfg.image_size, train_cfg.scale_range, 0,
+                             mean=model_cfg.pixel_mean, std=model_cfg.pixel_std)
+        images, targets = collate([stream[i] for i in range(train_cfg.batch_size)])
+        torch.manual_seed(0)
+        model = build_model(model_cfg, image_size=train_cfg.image_size).train()
+        criterion = SetCriterion(model_cfg.num_classes, train_cfg.loss, num_aux=num_aux_outputs(model), shape_classes=things)
+        optimizer = build_optimizer(model, train_cfg)
+        gt = [t["masks"] for t in targets] if model_cfg.mask_shape_class else None
+
+        def step(model=model, criterion=criterion, optimizer=optimizer, images=images, targets=targets, gt=gt):
+            t0 = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            losses = criterion(model(images, gt), targets, float(sum(len(t["labels"]) for t in targets)))
+            sum(losses[k] * criterion.weight_dict[k] for k in losses if k in criterion.weight_dict).backward()
+            optimizer.step()
+            return {"step": time.perf_counter() - t0}
+
+        steps[variant] = step
+    times = time_interleaved(steps, args.time_steps, warmup=2)
+    out = {"threads": args.threads, "machine": machine_description(),
+           "step_ms": {v: summarize_ms(t["step"]) for v, t in times.items()}}
+    Path(args.root).mkdir(parents=True, exist_ok=True)
+    (Path(args.root) / "step_timing.json").write_text(json.dumps(out, indent=2))
+    return out
+
+
 def record(args) -> None:
     from edgeseg.evaluation.panoptic_quality import paired_bootstrap
 
@@ -148,6 +204,11 @@ def record(args) -> None:
                 summary[variant]["helps_beyond_interval"] = paired["all"]["ci"][0] > 0
     from edgeseg.config import load_config
 
+    timing_path = Path(args.root) / "step_timing.json"
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else None
+    for variant, s in summary.items():
+        if timing and variant in timing["step_ms"]:
+            s["step_ms_side_by_side"] = timing["step_ms"][variant]["median_ms"]
     out = {
         "what": "equal-budget ablation of the four edgeseg additions on ImageNet EfficientNet-Lite0, PEM as published = plain",
         "config": CONFIG, "steps": args.steps, "budget": BUDGET, "variants": VARIANTS,
@@ -156,17 +217,18 @@ def record(args) -> None:
                     "paired bootstrap (2000 resamples of the same val images) of the variant's seed mean minus plain's",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {args.threads} thread(s) per run, {args.parallel} run(s) at a time",
         "command": "python benchmarks/ablation_pretrained.py " + " ".join(sys.argv[1:]),
+        "step_timing_side_by_side": timing,
         "runs": [r for rows in runs.values() for r in rows], "summary": summary,
     }
     dest = ROOT / "benchmarks" / "results" / "ablation_pretrained.json"
     dest.write_text(json.dumps(out, indent=2))
-    lines = ["| variant | seeds | PQ | things | stuff | mIoU | PQ - plain [95 % paired] | things - plain | s / step |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | seeds | PQ | things | stuff | mIoU | PQ - plain [95 % paired] | things - plain | s / step (run) | ms / step (side by side) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for variant, s in summary.items():
         vs = s.get("vs_plain")
         gap = {k: f"{vs[k]['diff']:+.2f} [{vs[k]['ci'][0]:+.2f}, {vs[k]['ci'][1]:+.2f}]" if vs else "-" for k in ("all", "things")}
         lines.append(f"| {variant} | {', '.join(map(str, s['seeds']))} | {s['pq_mean']} | {s['pq_things_mean']} | "
-                     f"{s['pq_stuff_mean']} | {s['miou_mean']} | {gap['all']} | {gap['things']} | {s['seconds_per_step']} |")
+                     f"{s['pq_stuff_mean']} | {s['miou_mean']} | {gap['all']} | {gap['things']} | {s['seconds_per_step']} | {s.get('step_ms_side_by_side', '-')} |")
     lines += ["", f"budget: {args.steps} steps, {' '.join(BUDGET)} on {CONFIG}; {out['machine']}", f"command: {out['command']}"]
     dest.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -183,11 +245,16 @@ def main() -> None:
     ap.add_argument("--root", default="runs/ablation_pretrained")
     ap.add_argument("--steps", type=int, default=STEPS, help="steps per run (the recorded table: %(default)s)")
     ap.add_argument("--record-only", action="store_true")
+    ap.add_argument("--time-steps", type=int, default=0, metavar="N",
+                    help="instead of training: time N training steps of every variant side by side")
     ap.add_argument("--one", nargs=2, metavar=("VARIANT", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         variant, seed = args.one[0], int(args.one[1])
         run_one(variant, CONFIG, VARIANTS[variant], seed, args.data, Path(args.root) / f"{variant}_s{seed}", args.steps)
+        return
+    if args.time_steps:
+        print(json.dumps(time_steps(args)["step_ms"], indent=2))
         return
     if not Path(args.data).exists():
         from edgeseg.data.synth import generate_synthetic
