@@ -4,6 +4,7 @@
     python benchmarks/train_recipe.py default    # <= 2 h on 2 CPU cores; resumable: re-run to continue
     python benchmarks/train_recipe.py default_1500   # the shipped student's run (about 1 h)
     python benchmarks/train_recipe.py teacher    # Mask2Former Swin-T teacher, about 1 h 10 min here
+    python benchmarks/train_recipe.py lite0_default --time-limit 110   # plain PEM on ImageNet Lite0, same budget
 
 Each recipe is the config file plus ``--set`` overrides, exactly what the printed ``command``
 runs. A recipe of several stages runs them in order in one run directory: each later stage
@@ -40,11 +41,16 @@ RECIPES = {
     "default_1500": [["train.steps=1500", *_SHAPE]],
     # what fits two hours on 2 CPU cores (6 s / step at batch 4): see README "Teacher"
     "teacher": [["train.steps=600", "train.eval_every=150"]],
+    # PEM as published on ImageNet EfficientNet-Lite0 (pip weights) at the shipped student's
+    # budget: 2900 steps x 8 at 256 px, no warm start (the plain student has no shape head)
+    "lite0_default": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100"]],
 }
+# recipes on another config than the default student's
+RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "lite0_default": "models/pem_lite0_512.yaml"}
 
 
 def config_of(recipe: str) -> str:
-    return TEACHER_CONFIG if recipe == "teacher" else CONFIG
+    return RECIPE_CONFIGS.get(recipe, CONFIG)
 
 
 def planned_steps(recipe: str) -> int:
