@@ -165,3 +165,15 @@ def test_autocast_runs_the_network_in_bfloat16_and_losses_get_float32():
     cast = to_float32(out)
     assert cast["pred_masks"].dtype == cast["aux"][0]["x"].dtype == torch.float32
     assert cast["labels"].dtype == torch.long
+
+
+def test_train_flags_reach_the_configs():
+    from edgeseg.cli import _train_configs, build_parser
+
+    args = build_parser().parse_args(["train", "--config", "pem_lite0_512", "--out", "x", "--amp", "bf16",
+                                      "--backbone-weights", "/w/mnv2.pth", "--set", "train.steps=7"])
+    model_cfg, train_cfg = _train_configs(args.config, args)
+    assert (train_cfg.amp, model_cfg.backbone_weights, train_cfg.steps) == ("bf16", "/w/mnv2.pth", 7)
+    plain = build_parser().parse_args(["train", "--config", "pem_lite0_512", "--out", "x"])
+    model_cfg, train_cfg = _train_configs(plain.config, plain)
+    assert (train_cfg.amp, model_cfg.backbone_weights) == ("off", "pip:efficientnet-lite0")
