@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="threads per training run")
     ap.add_argument("--bench-threads", type=int, nargs="+", default=[2])
     ap.add_argument("--runs", type=int, default=20, help="timed runs per artifact")
+    ap.add_argument("--val-images", type=int, default=100, help="val images for each artifact's PQ in the bench")
     ap.add_argument("--root", default="runs/backbone_choice")
     ap.add_argument("--ablation-root", default="runs/ablation_pretrained")
     ap.add_argument("--skip-bench", action="store_true")
@@ -141,7 +142,7 @@ def main() -> None:
 
             weights = tuple(str(run_dir(n, args.seed, args) / "model.pt") for n in STUDENTS)
             doc = bench(BenchConfig(weights=weights, combos=COMBOS, threads=tuple(args.bench_threads), imgsz=SIZES,
-                                    data=args.data, runs=args.runs, memory=False, work=str(Path(args.root) / "bench")))
+                                    data=args.data, runs=args.runs, val_images=args.val_images, memory=False, work=str(Path(args.root) / "bench")))
             (Path(args.root) / "bench.json").write_text(json.dumps(doc, indent=2))
     record(args)
 
