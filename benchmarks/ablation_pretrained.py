@@ -75,26 +75,35 @@ def run_one(name: str, config: str, overrides: list[str], seed: int, data: str, 
     calibration = calibrate_checkpoint(str(weights), data, split="train", images=CALIBRATION_IMAGES)
     score = score_split(load(weights), CocoPanoptic(data, "val"), progress=False)
     m = summarise(score)
-    trained = json.loads((out / "metrics.json").read_text())
-    history = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    warm = next((r["shape_pretrain"]["seconds"] for r in history if "shape_pretrain" in r), 0.0)
+    steps, per_step, warm = run_timing(out)
     pan = m["panoptic"]
-    steps = int(trained["step"])
     record = {
         "variant": name, "config": config, "seed": seed, "steps": steps,
         "pq": round(pan["all"]["pq"], 2), "sq": round(pan["all"]["sq"], 2), "rq": round(pan["all"]["rq"], 2),
         "pq_things": round(pan["things"]["pq"], 2), "pq_stuff": round(pan["stuff"]["pq"], 2),
         "miou": round(m["miou"], 2), "pq_ci95": m["pq_ci95"], "val_images": m["images"],
         "threshold": calibration["object_mask_threshold"],
-        "train_minutes": round(trained["train_seconds"] / 60, 1),
+        "train_minutes": round((per_step * steps + warm) / 60, 1),
         # the main loop's wall-clock per step (the shape head's warm start, if any, apart)
-        "seconds_per_step": round((trained["train_seconds"] - warm) / max(steps, 1), 3),
-        "warm_start_seconds": round(warm, 1),
+        "seconds_per_step": per_step,
+        "warm_start_seconds": warm,
         "command": "edgeseg " + " ".join(train_argv(config, overrides, seed, data, out, steps)),
     }
     np.save(out / "per_image.npy", np.stack(score.pq.per_image))
     np.save(out / "isthing.npy", score.pq.isthing)
     (out / "score.json").write_text(json.dumps(record, indent=2))
+
+
+def run_timing(out: Path) -> tuple[int, float, float]:
+    """(steps, main-loop seconds per step, warm-start seconds) of a finished run. The shape head's
+    warm start is in the checkpoint's history (and in train_seconds), not in log.jsonl."""
+    from edgeseg.checkpoint import load_checkpoint
+
+    trained = json.loads((out / "metrics.json").read_text())
+    history = load_checkpoint(out / "model.pt").get("history", [])
+    warm = next((r["shape_pretrain"]["seconds"] for r in history if "shape_pretrain" in r), 0.0)
+    steps = int(trained["step"])
+    return steps, round((trained["train_seconds"] - warm) / max(steps, 1), 3), round(warm, 1)
 
 
 def schedule(jobs: list[tuple[str, int]], args, script: str = __file__, extra: tuple[str, ...] = ()) -> None:
@@ -182,7 +191,10 @@ def record(args) -> None:
     for variant in VARIANTS:
         for run in sorted(Path(args.root).glob(f"{variant}_s*")):
             if (run / "score.json").exists():
-                runs.setdefault(variant, []).append(json.loads((run / "score.json").read_text()))
+                row = json.loads((run / "score.json").read_text())
+                steps, per_step, warm = run_timing(run)  # re-read: older score files lacked the warm start
+                row.update(seconds_per_step=per_step, warm_start_seconds=warm, train_minutes=round((per_step * steps + warm) / 60, 1))
+                runs.setdefault(variant, []).append(row)
                 stats.setdefault(variant, []).append(np.load(run / "per_image.npy"))
                 isthing = np.load(run / "isthing.npy")
     summary = {}
@@ -216,7 +228,9 @@ def record(args) -> None:
         "protocol": f"threshold calibrated on {CALIBRATION_IMAGES} train images; PQ on the whole val split at the config's serving size; "
                     "paired bootstrap (2000 resamples of the same val images) of the variant's seed mean minus plain's",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {args.threads} thread(s) per run, {args.parallel} run(s) at a time",
-        "command": "python benchmarks/ablation_pretrained.py " + " ".join(sys.argv[1:]),
+        # what reproduces every run in the table (each run's own train command is in "runs")
+        "command": "python benchmarks/ablation_pretrained.py --seeds "
+                   + " ".join(map(str, sorted({r["seed"] for rows in runs.values() for r in rows}))),
         "step_timing_side_by_side": timing,
         "runs": [r for rows in runs.values() for r in rows], "summary": summary,
     }
@@ -226,9 +240,10 @@ def record(args) -> None:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for variant, s in summary.items():
         vs = s.get("vs_plain")
+        warm = f" (+{s['warm_start_seconds']:.0f} s warm start)" if s["warm_start_seconds"] else ""
         gap = {k: f"{vs[k]['diff']:+.2f} [{vs[k]['ci'][0]:+.2f}, {vs[k]['ci'][1]:+.2f}]" if vs else "-" for k in ("all", "things")}
         lines.append(f"| {variant} | {', '.join(map(str, s['seeds']))} | {s['pq_mean']} | {s['pq_things_mean']} | "
-                     f"{s['pq_stuff_mean']} | {s['miou_mean']} | {gap['all']} | {gap['things']} | {s['seconds_per_step']} | {s.get('step_ms_side_by_side', '-')} |")
+                     f"{s['pq_stuff_mean']} | {s['miou_mean']} | {gap['all']} | {gap['things']} | {s['seconds_per_step']}{warm} | {s.get('step_ms_side_by_side', '-')} |")
     lines += ["", f"budget: {args.steps} steps, {' '.join(BUDGET)} on {CONFIG}; {out['machine']}", f"command: {out['command']}"]
     dest.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
