@@ -436,3 +436,24 @@ def test_panoptic_to_semantic():
         panoptic_to_semantic(ids, segs[:2], {PERSON: 0, CAR: 1, SKY: 2})
     with pytest.raises(DatasetError, match="unknown category_id 2"):
         panoptic_to_semantic(ids, segs, {PERSON: 0, SKY: 2})
+
+
+def test_paired_bootstrap_sees_a_gap_only_where_there_is_one():
+    import numpy as np
+
+    from edgeseg.errors import DatasetError
+    from edgeseg.evaluation.panoptic_quality import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    isthing = np.array([True, True, False, False])
+    base = rng.integers(0, 3, (60, 4, 4)).astype(float)
+    base[..., 0] = 0.7 * base[..., 1]  # IoU sum of the TPs: 0.7 each
+    better = base.copy()
+    better[..., 0] = 0.8 * better[..., 1]  # the same matches, each 0.1 IoU higher
+    same = paired_bootstrap([base], [base], isthing, samples=200)
+    assert same["all"] == {"diff": 0.0, "ci": [0.0, 0.0]}
+    gap = paired_bootstrap([base, base], [better, better], isthing, samples=200)
+    lo, hi = gap["all"]["ci"]
+    assert gap["all"]["diff"] > 0 and 0 < lo <= gap["all"]["diff"] <= hi
+    with pytest.raises(DatasetError, match="different images"):
+        paired_bootstrap([base], [better[:50]], isthing)

@@ -282,9 +282,6 @@ class PQAccumulator:
         }
 
 
-# ----------------------------------------------------------------------------- file contract
-
-
 def bootstrap_counts(images: int, samples: int, seed: int = 0) -> np.ndarray:
     """(samples, images) multiplicities of a whole-image bootstrap: row k says how often resample
     k draws each image. Shared by every arm of a paired comparison, so all see the same draws."""
@@ -343,6 +340,9 @@ def paired_bootstrap(arm_a: list[np.ndarray], arm_b: list[np.ndarray], isthing: 
         lo, hi = np.percentile(diff[ok], [tail, 100 - tail]) if ok.any() else (float("nan"), float("nan"))
         out[key] = {"diff": round(point, 2), "ci": [round(float(lo), 2), round(float(hi), 2)]}
     return out
+
+
+# ----------------------------------------------------------------------------- file contract
 
 
 def rgb_to_id(color: np.ndarray) -> np.ndarray:
