@@ -182,21 +182,48 @@ def time_steps(args) -> dict:
     return out
 
 
-def record(args) -> None:
-    from edgeseg.evaluation.panoptic_quality import paired_bootstrap
+RESULTS = ROOT / "benchmarks" / "results"
+# every recorded run's per-image PQ statistics, so that a later seed pairs with the runs already in
+# the table without training them again
+PER_IMAGE = RESULTS / "ablation_pretrained_per_image.npz"
 
-    runs: dict[str, list[dict]] = {}
-    stats: dict[str, list[np.ndarray]] = {}
+
+def collect_runs(root: Path, steps: int) -> tuple[dict[str, list[dict]], dict[str, list[np.ndarray]], np.ndarray | None]:
+    """Every finished run of the table, by variant and seed: the ones under ``root`` and the ones
+    already recorded (JSON row + per-image statistics in ``PER_IMAGE``); ``root`` wins a tie."""
+    found: dict[tuple[str, int], tuple[dict, np.ndarray]] = {}
     isthing = None
+    recorded = RESULTS / "ablation_pretrained.json"
+    if recorded.exists() and PER_IMAGE.exists():
+        old = json.loads(recorded.read_text())
+        with np.load(PER_IMAGE) as saved:
+            if old.get("steps") == steps:
+                for row in old["runs"]:
+                    key = f"{row['variant']}_s{row['seed']}"
+                    if key in saved:
+                        found[(row["variant"], row["seed"])] = (row, saved[key])
+            isthing = saved["isthing"] if "isthing" in saved else None
     for variant in VARIANTS:
-        for run in sorted(Path(args.root).glob(f"{variant}_s*")):
+        for run in sorted(root.glob(f"{variant}_s*")):
             if (run / "score.json").exists():
                 row = json.loads((run / "score.json").read_text())
-                steps, per_step, warm = run_timing(run)  # re-read: older score files lacked the warm start
-                row.update(seconds_per_step=per_step, warm_start_seconds=warm, train_minutes=round((per_step * steps + warm) / 60, 1))
-                runs.setdefault(variant, []).append(row)
-                stats.setdefault(variant, []).append(np.load(run / "per_image.npy"))
+                done, per_step, warm = run_timing(run)  # re-read: older score files lacked the warm start
+                row.update(seconds_per_step=per_step, warm_start_seconds=warm, train_minutes=round((per_step * done + warm) / 60, 1))
+                found[(variant, row["seed"])] = (row, np.load(run / "per_image.npy"))
                 isthing = np.load(run / "isthing.npy")
+    runs: dict[str, list[dict]] = {}
+    stats: dict[str, list[np.ndarray]] = {}
+    for (variant, _), (row, per_image) in sorted(found.items(), key=lambda kv: (list(VARIANTS).index(kv[0][0]), kv[0][1])):
+        runs.setdefault(variant, []).append(row)
+        stats.setdefault(variant, []).append(per_image)
+    return runs, stats, isthing
+
+
+def record(args) -> None:
+    from edgeseg.data.image_io import atomic_write_bytes
+    from edgeseg.evaluation.panoptic_quality import paired_bootstrap
+
+    runs, stats, isthing = collect_runs(Path(args.root), args.steps)
     summary = {}
     for variant, rows in runs.items():
         summary[variant] = {
@@ -234,8 +261,12 @@ def record(args) -> None:
         "step_timing_side_by_side": timing,
         "runs": [r for rows in runs.values() for r in rows], "summary": summary,
     }
-    dest = ROOT / "benchmarks" / "results" / "ablation_pretrained.json"
-    dest.write_text(json.dumps(out, indent=2))
+    dest = RESULTS / "ablation_pretrained.json"
+    arrays = {f"{r['variant']}_s{r['seed']}": a for v, rows in runs.items() for r, a in zip(rows, stats[v])}
+    tmp = PER_IMAGE.with_name(PER_IMAGE.stem + ".tmp.npz")
+    np.savez_compressed(tmp, isthing=isthing, **arrays)
+    tmp.replace(PER_IMAGE)
+    atomic_write_bytes(dest, json.dumps(out, indent=2).encode())
     lines = ["| variant | seeds | PQ | things | stuff | mIoU | PQ - plain [95 % paired] | things - plain | s / step (run) | ms / step (side by side) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for variant, s in summary.items():
@@ -245,7 +276,7 @@ def record(args) -> None:
         lines.append(f"| {variant} | {', '.join(map(str, s['seeds']))} | {s['pq_mean']} | {s['pq_things_mean']} | "
                      f"{s['pq_stuff_mean']} | {s['miou_mean']} | {gap['all']} | {gap['things']} | {s['seconds_per_step']}{warm} | {s.get('step_ms_side_by_side', '-')} |")
     lines += ["", f"budget: {args.steps} steps, {' '.join(BUDGET)} on {CONFIG}; {out['machine']}", f"command: {out['command']}"]
-    dest.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(dest.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     print(f"-> {dest}")
 
