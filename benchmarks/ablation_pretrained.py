@@ -202,7 +202,7 @@ def collect_runs(root: Path, steps: int) -> tuple[dict[str, list[dict]], dict[st
                     key = f"{row['variant']}_s{row['seed']}"
                     if key in saved:
                         found[(row["variant"], row["seed"])] = (row, saved[key])
-            isthing = saved["isthing"] if "isthing" in saved else None
+            isthing = saved.get("isthing")
     for variant in VARIANTS:
         for run in sorted(root.glob(f"{variant}_s*")):
             if (run / "score.json").exists():
