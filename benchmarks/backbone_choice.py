@@ -62,7 +62,16 @@ def overrides_of(name: str, args) -> list[str]:
     return overrides
 
 
+def _machine_line(machine: str | dict) -> str:
+    if isinstance(machine, str):
+        return machine
+    return f"{machine.get('cpu')} ({machine.get('arch')}, {machine.get('cores')} cores, {' '.join(machine.get('isa', []))})"
+
+
 def record(args) -> None:
+    from edgeseg.data.image_io import atomic_write_bytes
+    from edgeseg.formats import RUNTIME_OF
+
     rows = {}
     for name in STUDENTS:
         score = run_dir(name, args.seed, args) / "score.json"
@@ -87,25 +96,37 @@ def record(args) -> None:
                 "OpenVINO and LiteRT latency, FP32 and INT8, at 384 and 512, one timed run",
         "steps": args.steps, "seed": args.seed, "students": {n: {"config": c, "overrides": o} for n, (c, o, _) in STUDENTS.items()},
         "machine": bench["machine"] if bench else f"{platform.machine()}, {os.cpu_count()} CPU cores",
-        "command": "python benchmarks/backbone_choice.py " + " ".join(sys.argv[1:]),
+        "bench": {k: bench["config"][k] for k in ("threads", "runs", "warmup", "val_images", "calibration_images",
+                                                  "quant_validation_images")} if bench else None,
+        "command": "python benchmarks/backbone_choice.py "
+                   + " ".join("DIR" if a == args.weights_dir else a for a in sys.argv[1:]),
         "training": rows, "latency": latency,
     }
     dest = ROOT / "benchmarks" / "results" / "backbone_choice.json"
-    dest.write_text(json.dumps(doc, indent=2))
-    lines = ["| student | PQ | things | stuff | s / step | " + " | ".join(f"{rt} {p} {s} ms" for rt, p in COMBOS for s in SIZES) + " |",
-             "|---|---|---|---|---|" + "---|" * (len(COMBOS) * len(SIZES))]
+    atomic_write_bytes(dest, json.dumps(doc, indent=2).encode())
+    lines = ["| student | PQ | things | stuff | s / step |", "|---|---|---|---|---|"]
+    lines += [f"| {n} | {r['pq']} | {r['pq_things']} | {r['pq_stuff']} | {r['seconds_per_step']} |" for n, r in rows.items()]
+    lines += ["", "forward ms (PQ of the artifact on the bench's val images); PQ / ms = torch PQ over forward ms",
+              "", "| student | runtime | precision | " + " | ".join(f"{s} ms (PQ)" for s in SIZES) + " | PQ / ms at 512 |",
+              "|---|---|---|" + "---|" * (len(SIZES) + 1)]
     for name, r in rows.items():
-        cells = []
         for rt, p in COMBOS:
+            cells, per_ms = [], "-"
             for s in SIZES:
-                hit = [x for x in latency.get(name, []) if (x["runtime"], x["precision"], x["imgsz"]) == (
-                    "litert" if rt == "tflite" else rt, p, s)]
-                cells.append(f"{hit[0]['forward_ms']:.0f}" if hit and hit[0]["forward_ms"] else
-                             (hit[0]["status"] if hit else "-"))
-        lines.append(f"| {name} | {r['pq']} | {r['pq_things']} | {r['pq_stuff']} | {r['seconds_per_step']} | " + " | ".join(cells) + " |")
-    lines += ["", (f"{args.steps} steps, seed {args.seed}; forward_ms = network time inside Predictor.predict, median; "
-                   f"command: {doc['command']}")]
-    dest.with_suffix(".md").write_text("\n".join(lines) + "\n")
+                hit = next((x for x in latency.get(name, []) if (x["runtime"], x["precision"], x["imgsz"]) == (RUNTIME_OF[rt], p, s)), None)
+                if hit and hit["forward_ms"]:
+                    cells.append(f"{hit['forward_ms']:.0f} ({hit['pq']:.1f})" if hit.get("pq") is not None else f"{hit['forward_ms']:.0f}")
+                    if s == 512:
+                        per_ms = f"{r['pq'] / hit['forward_ms']:.3f}"
+                else:
+                    cells.append(f"{hit['status']}: {hit['reason']}" if hit else "-")
+            lines.append(f"| {name} | {RUNTIME_OF[rt]} | {p} | " + " | ".join(cells) + f" | {per_ms} |")
+    cond = doc["bench"] or {}
+    lines += ["", (f"{args.steps} steps, seed {args.seed}; forward_ms = network time inside Predictor.predict, median of "
+                   f"{cond.get('runs')} after {cond.get('warmup')} warm-up, {cond.get('threads')} thread(s), all artifacts interleaved "
+                   f"in one run; {_machine_line(doc['machine'])}"),
+              f"command: {doc['command']}"]
+    atomic_write_bytes(dest.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     print(f"-> {dest}")
 
@@ -121,6 +142,9 @@ def main() -> None:
     ap.add_argument("--bench-threads", type=int, nargs="+", default=[2])
     ap.add_argument("--runs", type=int, default=20, help="timed runs per artifact")
     ap.add_argument("--val-images", type=int, default=100, help="val images for each artifact's PQ in the bench")
+    ap.add_argument("--calibration-images", type=int, default=None, help="INT8 calibration images (default: the recipe's)")
+    ap.add_argument("--quant-validation-images", type=int, default=None,
+                    help="images of INT8's PQ-drop check (default: the recipe's)")
     ap.add_argument("--root", default="runs/backbone_choice")
     ap.add_argument("--ablation-root", default="runs/ablation_pretrained")
     ap.add_argument("--skip-bench", action="store_true")
@@ -142,7 +166,9 @@ def main() -> None:
 
             weights = tuple(str(run_dir(n, args.seed, args) / "model.pt") for n in STUDENTS)
             doc = bench(BenchConfig(weights=weights, combos=COMBOS, threads=tuple(args.bench_threads), imgsz=SIZES,
-                                    data=args.data, runs=args.runs, val_images=args.val_images, memory=False, work=str(Path(args.root) / "bench")))
+                                    data=args.data, runs=args.runs, val_images=args.val_images, memory=False,
+                                    calibration_images=args.calibration_images,
+                                    quant_validation_images=args.quant_validation_images, work=str(Path(args.root) / "bench")))
             (Path(args.root) / "bench.json").write_text(json.dumps(doc, indent=2))
     record(args)
 
