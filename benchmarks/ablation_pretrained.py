@@ -188,21 +188,24 @@ RESULTS = ROOT / "benchmarks" / "results"
 PER_IMAGE = RESULTS / "ablation_pretrained_per_image.npz"
 
 
-def collect_runs(root: Path, steps: int) -> tuple[dict[str, list[dict]], dict[str, list[np.ndarray]], np.ndarray | None]:
-    """Every finished run of the table, by variant and seed: the ones under ``root`` and the ones
-    already recorded (JSON row + per-image statistics in ``PER_IMAGE``); ``root`` wins a tie."""
-    found: dict[tuple[str, int], tuple[dict, np.ndarray]] = {}
-    isthing = None
+def recorded_table(steps: int) -> dict:
+    """The committed table, when it was made at ``steps`` steps per run (else empty)."""
     recorded = RESULTS / "ablation_pretrained.json"
-    if recorded.exists() and PER_IMAGE.exists():
-        old = json.loads(recorded.read_text())
-        with np.load(PER_IMAGE) as saved:
-            if old.get("steps") == steps:
-                for row in old["runs"]:
-                    key = f"{row['variant']}_s{row['seed']}"
-                    if key in saved:
-                        found[(row["variant"], row["seed"])] = (row, saved[key])
-            isthing = saved.get("isthing")
+    old = json.loads(recorded.read_text()) if recorded.exists() else {}
+    return old if old.get("steps") == steps else {}
+
+
+def collect_runs(root: Path, old: dict) -> tuple[dict[str, list[dict]], dict[str, list[np.ndarray | None]], np.ndarray | None]:
+    """Every finished run of the table, by variant and seed: the ones under ``root`` and the ones
+    already recorded in ``old`` (with their per-image statistics from ``PER_IMAGE`` where it has
+    them, else ``None``: such a run counts in the means but cannot be paired again); ``root``
+    wins a tie."""
+    found: dict[tuple[str, int], tuple[dict, np.ndarray | None]] = {}
+    isthing = None
+    saved = dict(np.load(PER_IMAGE)) if PER_IMAGE.exists() else {}
+    for row in old.get("runs", []):
+        found[(row["variant"], row["seed"])] = (row, saved.get(f"{row['variant']}_s{row['seed']}"))
+    isthing = saved.get("isthing")
     for variant in VARIANTS:
         for run in sorted(root.glob(f"{variant}_s*")):
             if (run / "score.json").exists():
@@ -212,7 +215,7 @@ def collect_runs(root: Path, steps: int) -> tuple[dict[str, list[dict]], dict[st
                 found[(variant, row["seed"])] = (row, np.load(run / "per_image.npy"))
                 isthing = np.load(run / "isthing.npy")
     runs: dict[str, list[dict]] = {}
-    stats: dict[str, list[np.ndarray]] = {}
+    stats: dict[str, list[np.ndarray | None]] = {}
     for (variant, _), (row, per_image) in sorted(found.items(), key=lambda kv: (list(VARIANTS).index(kv[0][0]), kv[0][1])):
         runs.setdefault(variant, []).append(row)
         stats.setdefault(variant, []).append(per_image)
@@ -223,7 +226,8 @@ def record(args) -> None:
     from edgeseg.data.image_io import atomic_write_bytes
     from edgeseg.evaluation.panoptic_quality import paired_bootstrap
 
-    runs, stats, isthing = collect_runs(Path(args.root), args.steps)
+    old = recorded_table(args.steps)
+    runs, stats, isthing = collect_runs(Path(args.root), old)
     summary = {}
     for variant, rows in runs.items():
         summary[variant] = {
@@ -232,19 +236,25 @@ def record(args) -> None:
             "seconds_per_step": round(statistics.mean(r["seconds_per_step"] for r in rows), 3),
             "warm_start_seconds": round(statistics.mean(r["warm_start_seconds"] for r in rows), 1),
         }
-        if variant != "plain" and "plain" in stats:
-            # pair only the seeds both arms have, so that seed noise is paired as well
-            seeds = sorted(set(summary[variant]["seeds"]) & {r["seed"] for r in runs["plain"]})
-            if seeds:
-                plain = [a for a, r in zip(stats["plain"], runs["plain"]) if r["seed"] in seeds]
-                mine = [a for a, r in zip(stats[variant], rows) if r["seed"] in seeds]
-                paired = paired_bootstrap(plain, mine, isthing)
-                summary[variant]["vs_plain"] = {"seeds": seeds, **paired}
-                summary[variant]["helps_beyond_interval"] = paired["all"]["ci"][0] > 0
+        if variant == "plain" or "plain" not in runs:
+            continue
+        # pair only the seeds both arms have statistics for, so that seed noise is paired as well
+        have = {v: {r["seed"] for r, a in zip(runs[v], stats[v]) if a is not None} for v in ("plain", variant)}
+        seeds = sorted(have["plain"] & have[variant])
+        earlier = old.get("summary", {}).get(variant, {}).get("vs_plain")
+        if earlier and len(earlier["seeds"]) > len(seeds):
+            # a pairing recorded before per-image statistics were kept covers more seeds: keep it
+            summary[variant]["vs_plain"] = earlier
+        elif seeds:
+            plain = [a for a, r in zip(stats["plain"], runs["plain"]) if r["seed"] in seeds]
+            mine = [a for a, r in zip(stats[variant], rows) if r["seed"] in seeds]
+            summary[variant]["vs_plain"] = {"seeds": seeds, **paired_bootstrap(plain, mine, isthing)}
+        if "vs_plain" in summary[variant]:
+            summary[variant]["helps_beyond_interval"] = summary[variant]["vs_plain"]["all"]["ci"][0] > 0
     from edgeseg.config import load_config
 
     timing_path = Path(args.root) / "step_timing.json"
-    timing = json.loads(timing_path.read_text()) if timing_path.exists() else None
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else old.get("step_timing_side_by_side")
     for variant, s in summary.items():
         if timing and variant in timing["step_ms"]:
             s["step_ms_side_by_side"] = timing["step_ms"][variant]["median_ms"]
@@ -262,10 +272,11 @@ def record(args) -> None:
         "runs": [r for rows in runs.values() for r in rows], "summary": summary,
     }
     dest = RESULTS / "ablation_pretrained.json"
-    arrays = {f"{r['variant']}_s{r['seed']}": a for v, rows in runs.items() for r, a in zip(rows, stats[v])}
-    tmp = PER_IMAGE.with_name(PER_IMAGE.stem + ".tmp.npz")
-    np.savez_compressed(tmp, isthing=isthing, **arrays)
-    tmp.replace(PER_IMAGE)
+    arrays = {f"{r['variant']}_s{r['seed']}": a for v, rows in runs.items() for r, a in zip(rows, stats[v]) if a is not None}
+    if arrays:
+        tmp = PER_IMAGE.with_name(PER_IMAGE.stem + ".tmp.npz")
+        np.savez_compressed(tmp, isthing=isthing, **arrays)
+        tmp.replace(PER_IMAGE)
     atomic_write_bytes(dest, json.dumps(out, indent=2).encode())
     lines = ["| variant | seeds | PQ | things | stuff | mIoU | PQ - plain [95 % paired] | things - plain | s / step (run) | ms / step (side by side) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
