@@ -5,17 +5,21 @@ MobileNetV3-Small (TF) and EfficientNet-Lite0 students, all with PEM as publishe
 edgeseg additions off) and the equal budget of ``benchmarks/ablation_pretrained.py`` (same
 steps, batch, crop, schedule, protocol: threshold calibrated on train images, PQ on the whole
 val split at the serving size). The Lite0 student *is* that ablation's ``plain`` run (same
-config, budget and seed), so it is reused when present. Then one ``edgeseg bench`` run times
-every student in OpenVINO and LiteRT, FP32 and INT8, at 384 and 512, interleaved, with PQ of
-each artifact.
+config, budget and seed), so it is reused when present.
 
-    python benchmarks/backbone_choice.py --weights-dir DIR      # DIR holds the two timm files below
-    python benchmarks/backbone_choice.py --weights-dir DIR --skip-bench   # training only
-    python benchmarks/backbone_choice.py --record-only          # re-read runs and the bench JSON
+Latency is a property of the architecture, not of the weights, so the timing stage builds a
+random-init twin of each student (same config, same label space) and times all of them in one
+``edgeseg bench`` run: OpenVINO and LiteRT, FP32 and INT8 (calibrated on the data), at 384 and
+512, interleaved. That lets it run on an otherwise idle machine, apart from the trainings.
+
+    python benchmarks/backbone_choice.py --weights-dir DIR --train   # DIR holds the two timm files below
+    python benchmarks/backbone_choice.py --bench                     # the timed run (idle machine)
+    python benchmarks/backbone_choice.py                             # re-read both, write the tables
 
 ``DIR`` must hold ``mobilenetv2_100*.pth`` and ``tf_mobilenetv3_small_100*.pth`` (timm state
 dicts of the ImageNet classifiers; docs/training.md "Pretrained backbones"). Writes
-benchmarks/results/backbone_choice.json and .md.
+benchmarks/results/backbone_choice.json and .md; a later stage keeps what an earlier one
+recorded there.
 """
 from __future__ import annotations
 
@@ -72,7 +76,9 @@ def record(args) -> None:
     from edgeseg.data.image_io import atomic_write_bytes
     from edgeseg.formats import RUNTIME_OF
 
-    rows = {}
+    dest = ROOT / "benchmarks" / "results" / "backbone_choice.json"
+    old = json.loads(dest.read_text()) if dest.exists() else {}
+    rows = {n: r for n, r in old.get("training", {}).items() if n in STUDENTS}
     for name in STUDENTS:
         score = run_dir(name, args.seed, args) / "score.json"
         if score.exists():
@@ -82,94 +88,117 @@ def record(args) -> None:
             rows[name] = json.loads(text)
     bench_path = Path(args.root) / "bench.json"
     bench = json.loads(bench_path.read_text()) if bench_path.exists() else None
-    latency: dict[str, list[dict]] = {}
+    latency: dict[str, list[dict]] = old.get("latency", {})
+    timing = old.get("timing")
     if bench:
-        by_weights = {str(run_dir(n, args.seed, args) / "model.pt"): n for n in STUDENTS}
+        latency = {}
+        by_weights = {str(twin_path(n, args)): n for n in STUDENTS}
         for r in bench["rows"]:
             name = by_weights.get(r["weights"])
             if name:
                 latency.setdefault(name, []).append(
                     {k: r.get(k) for k in ("runtime", "precision", "imgsz", "threads", "status", "reason", "forward_ms",
-                                           "frame_ms", "pq", "pq_things", "pq_stuff", "gmacs")})
+                                           "forward_p90_ms", "frame_ms", "gmacs", "file_mb")})
+        timing = {"machine": bench["machine"], "seconds": bench["seconds"],
+                  **{k: bench["config"][k] for k in ("threads", "runs", "warmup", "calibration_images")},
+                  "weights": "random-init twin of each student (same config and label space): latency only"}
     doc = {
         "what": "PEM students (four additions off) on four backbones at the same training budget: PQ against "
                 "OpenVINO and LiteRT latency, FP32 and INT8, at 384 and 512, one timed run",
         "steps": args.steps, "seed": args.seed, "students": {n: {"config": c, "overrides": o} for n, (c, o, _) in STUDENTS.items()},
-        "machine": bench["machine"] if bench else f"{platform.machine()}, {os.cpu_count()} CPU cores",
-        "bench": {k: bench["config"][k] for k in ("threads", "runs", "warmup", "val_images", "calibration_images",
-                                                  "quant_validation_images")} if bench else None,
-        "command": "python benchmarks/backbone_choice.py "
-                   + " ".join("DIR" if a == args.weights_dir else a for a in sys.argv[1:]),
-        "training": rows, "latency": latency,
+        "training_machine": old.get("training_machine") if not args.train else
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, {args.threads} thread(s) per run, {args.parallel} run(s) at a time",
+        "commands": {"train": f"python benchmarks/backbone_choice.py --weights-dir DIR --train --seed {args.seed}",
+                     "bench": "python benchmarks/backbone_choice.py --bench", "record": "python benchmarks/backbone_choice.py"},
+        "training": rows, "timing": timing, "latency": latency,
     }
-    dest = ROOT / "benchmarks" / "results" / "backbone_choice.json"
     atomic_write_bytes(dest, json.dumps(doc, indent=2).encode())
     lines = ["| student | PQ | things | stuff | s / step |", "|---|---|---|---|---|"]
     lines += [f"| {n} | {r['pq']} | {r['pq_things']} | {r['pq_stuff']} | {r['seconds_per_step']} |" for n, r in rows.items()]
-    lines += ["", "forward ms (PQ of the artifact on the bench's val images); PQ / ms = torch PQ over forward ms",
-              "", "| student | runtime | precision | " + " | ".join(f"{s} ms (PQ)" for s in SIZES) + " | PQ / ms at 512 |",
-              "|---|---|---|" + "---|" * (len(SIZES) + 1)]
+    threads = sorted({x["threads"] for rows_ in latency.values() for x in rows_})
+    lines += ["", ("forward ms, median (random-init twins; latency does not depend on the weights); "
+                   "PQ / ms = the student's PQ over its 512 forward ms"), "",
+              "| student | runtime | precision | threads | " + " | ".join(f"{s} ms" for s in SIZES) + " | PQ / ms at 512 |",
+              "|---|---|---|---|" + "---|" * (len(SIZES) + 1)]
     for name, r in rows.items():
         for rt, p in COMBOS:
-            cells, per_ms = [], "-"
-            for s in SIZES:
-                hit = next((x for x in latency.get(name, []) if (x["runtime"], x["precision"], x["imgsz"]) == (RUNTIME_OF[rt], p, s)), None)
-                if hit and hit["forward_ms"]:
-                    cells.append(f"{hit['forward_ms']:.0f} ({hit['pq']:.1f})" if hit.get("pq") is not None else f"{hit['forward_ms']:.0f}")
-                    if s == 512:
-                        per_ms = f"{r['pq'] / hit['forward_ms']:.3f}"
-                else:
-                    cells.append(f"{hit['status']}: {hit['reason']}" if hit else "-")
-            lines.append(f"| {name} | {RUNTIME_OF[rt]} | {p} | " + " | ".join(cells) + f" | {per_ms} |")
-    cond = doc["bench"] or {}
-    lines += ["", (f"{args.steps} steps, seed {args.seed}; forward_ms = network time inside Predictor.predict, median of "
-                   f"{cond.get('runs')} after {cond.get('warmup')} warm-up, {cond.get('threads')} thread(s), all artifacts interleaved "
-                   f"in one run; {_machine_line(doc['machine'])}"),
-              f"command: {doc['command']}"]
+            for t in threads:
+                cells, per_ms = [], "-"
+                for s in SIZES:
+                    hit = next((x for x in latency.get(name, []) if (x["runtime"], x["precision"], x["imgsz"], x["threads"])
+                                == (RUNTIME_OF[rt], p, s, t)), None)
+                    if hit and hit["forward_ms"]:
+                        cells.append(f"{hit['forward_ms']:.0f}")
+                        if s == 512:
+                            per_ms = f"{r['pq'] / hit['forward_ms']:.3f}"
+                    else:
+                        cells.append(f"{hit['status']}: {hit['reason']}" if hit else "-")
+                lines.append(f"| {name} | {RUNTIME_OF[rt]} | {p} | {t} | " + " | ".join(cells) + f" | {per_ms} |")
+    lines += ["", f"training: {args.steps} steps, seed {args.seed}, {doc['training_machine']}; command: {doc['commands']['train']}"]
+    if timing:
+        lines += [(f"timing: median of {timing['runs']} after {timing['warmup']} warm-up, all artifacts interleaved in one run, "
+                   f"INT8 calibrated on {timing['calibration_images']} train images; {_machine_line(timing['machine'])}; "
+                   f"command: {doc['commands']['bench']}")]
     atomic_write_bytes(dest.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     print(f"-> {dest}")
+
+
+def twin_path(name: str, args) -> Path:
+    return Path(args.root) / "timing" / f"{name}.pt"
+
+
+def run_bench(args) -> None:
+    """Random-init twins of the students, then one interleaved ``edgeseg bench`` run over them."""
+    from scaling import random_checkpoint
+
+    from edgeseg.assets import resolve_weights
+    from edgeseg.benchmark.bench import BenchConfig, bench
+
+    for name, (config, overrides, _) in STUDENTS.items():
+        twin = twin_path(name, args)
+        if not twin.exists():
+            twin.parent.mkdir(parents=True, exist_ok=True)
+            random_checkpoint(config, resolve_weights("pem_mnv3l_512"), twin, overrides)
+    weights = tuple(str(twin_path(n, args)) for n in STUDENTS)
+    doc = bench(BenchConfig(weights=weights, combos=COMBOS, threads=tuple(args.bench_threads), imgsz=SIZES,
+                            data=args.data, runs=args.runs, val_images=1, memory=False,
+                            calibration_images=args.calibration_images, quant_validation_images=1,
+                            work=str(Path(args.root) / "bench")))
+    from edgeseg.data.image_io import atomic_write_bytes
+
+    atomic_write_bytes(Path(args.root) / "bench.json", json.dumps(doc, indent=2).encode())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--weights-dir", help="folder with the MobileNetV2 / MobileNetV3-Small timm files")
+    ap.add_argument("--train", action="store_true", help="train (or resume) the four students, then record")
+    ap.add_argument("--bench", action="store_true", help="time the four architectures in one run, then record")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="threads per training run")
-    ap.add_argument("--bench-threads", type=int, nargs="+", default=[2])
-    ap.add_argument("--runs", type=int, default=20, help="timed runs per artifact")
-    ap.add_argument("--val-images", type=int, default=100, help="val images for each artifact's PQ in the bench")
-    ap.add_argument("--calibration-images", type=int, default=None, help="INT8 calibration images (default: the recipe's)")
-    ap.add_argument("--quant-validation-images", type=int, default=None,
-                    help="images of INT8's PQ-drop check (default: the recipe's)")
+    ap.add_argument("--bench-threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--runs", type=int, default=30, help="timed runs per artifact")
+    ap.add_argument("--calibration-images", type=int, default=64, help="INT8 calibration images")
     ap.add_argument("--root", default="runs/backbone_choice")
     ap.add_argument("--ablation-root", default="runs/ablation_pretrained")
-    ap.add_argument("--skip-bench", action="store_true")
-    ap.add_argument("--record-only", action="store_true")
     ap.add_argument("--one", nargs=2, metavar=("NAME", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         name, seed = args.one[0], int(args.one[1])
         run_one(name, STUDENTS[name][0], overrides_of(name, args), seed, args.data, run_dir(name, seed, args), args.steps)
         return
-    if not args.record_only:
+    if args.train:
         jobs = [(n, args.seed) for n in STUDENTS if not (run_dir(n, args.seed, args) / "score.json").exists()]
         for n, _ in jobs:
             overrides_of(n, args)  # fail now on a missing weight file, not in a child process
         extra = ("--ablation-root", args.ablation_root, *(("--weights-dir", args.weights_dir) if args.weights_dir else ()))
         schedule(jobs, args, script=__file__, extra=extra)
-        if not args.skip_bench:
-            from edgeseg.benchmark.bench import BenchConfig, bench
-
-            weights = tuple(str(run_dir(n, args.seed, args) / "model.pt") for n in STUDENTS)
-            doc = bench(BenchConfig(weights=weights, combos=COMBOS, threads=tuple(args.bench_threads), imgsz=SIZES,
-                                    data=args.data, runs=args.runs, val_images=args.val_images, memory=False,
-                                    calibration_images=args.calibration_images,
-                                    quant_validation_images=args.quant_validation_images, work=str(Path(args.root) / "bench")))
-            (Path(args.root) / "bench.json").write_text(json.dumps(doc, indent=2))
+    if args.bench:
+        run_bench(args)
     record(args)
 
 

@@ -30,18 +30,18 @@ BACKBONES = {"mobilenetv3_small_100": "pem_mnv3s_384", "mobilenetv3_large_100": 
              "swin_tiny_patch4_window7_224": "pem_swint_512"}
 
 
-def random_checkpoint(config_name: str, like: Path, dst: Path) -> Path:
-    """A checkpoint of ``models/<config_name>.yaml`` with random weights and the shipped student's
-    label space and thresholds (for timing only)."""
+def random_checkpoint(config_name: str, like: Path, dst: Path, overrides: list[str] = ()) -> Path:
+    """A checkpoint of ``models/<config_name>.yaml`` (+ ``--set`` style ``overrides``) with random
+    weights and the shipped student's label space and thresholds (for timing only)."""
     import dataclasses
 
-    from edgeseg.config import config_to_dict, load_config
     from edgeseg.assets import resolve_config
-    from edgeseg.modeling.build import build_model
     from edgeseg.checkpoint import load_checkpoint, save_checkpoint
+    from edgeseg.config import apply_overrides, config_to_dict, load_config
+    from edgeseg.modeling.build import build_model
 
     ref = load_checkpoint(like)
-    cfg, train_cfg = load_config(resolve_config(config_name))
+    cfg, train_cfg = apply_overrides(*load_config(resolve_config(config_name)), list(overrides))
     cfg = dataclasses.replace(cfg, num_classes=len(ref["label_space"]["class_names"]), backbone_weights=None)
     model = build_model(cfg)
     save_checkpoint(dst, {"model": model.state_dict(), "model_config": config_to_dict(cfg, train_cfg)["model"],
@@ -97,15 +97,19 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    from edgeseg.formats import RUNTIME_OF
-    from edgeseg.benchmark.bench import _accuracy, _frame_step, _gmacs, _load
-    from edgeseg.benchmark.artifacts import Artifact
-    from edgeseg.benchmark.measure import machine_description, summarize_ms, time_interleaved
-    from edgeseg.benchmark.report import mark_pareto, write_report
     from edgeseg.assets import resolve_weights
+    from edgeseg.benchmark.artifacts import Artifact
+    from edgeseg.benchmark.bench import _accuracy, _frame_step, _gmacs, _load
+    from edgeseg.benchmark.measure import (
+        machine_description,
+        summarize_ms,
+        time_interleaved,
+    )
+    from edgeseg.benchmark.report import mark_pareto, write_report
+    from edgeseg.checkpoint import file_sha256, load_checkpoint
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.export import export
-    from edgeseg.checkpoint import file_sha256, load_checkpoint
+    from edgeseg.formats import RUNTIME_OF
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", type=int, default=[256, 384, 512, 640])
