@@ -210,8 +210,15 @@ def collect_runs(root: Path, old: dict) -> tuple[dict[str, list[dict]], dict[str
         for run in sorted(root.glob(f"{variant}_s*")):
             if (run / "score.json").exists():
                 row = json.loads((run / "score.json").read_text())
+                row["variant"] = variant  # backbone_choice.py trains the plain run under its own name
                 done, per_step, warm = run_timing(run)  # re-read: older score files lacked the warm start
                 row.update(seconds_per_step=per_step, warm_start_seconds=warm, train_minutes=round((per_step * done + warm) / 60, 1))
+                earlier = found.get((variant, row["seed"]), ({}, None))[0]
+                if earlier and earlier.get("pq") != row["pq"]:
+                    # the same run trained again (training is not bit-reproducible across machines):
+                    # the new one, with its statistics, takes the row; the earlier one stays on record
+                    row["replaces"] = earlier.get("replaces", []) + [{k: earlier.get(k) for k in (
+                        "pq", "pq_things", "pq_stuff", "miou", "threshold")}]
                 found[(variant, row["seed"])] = (row, np.load(run / "per_image.npy"))
                 isthing = np.load(run / "isthing.npy")
     runs: dict[str, list[dict]] = {}
@@ -244,6 +251,7 @@ def record(args) -> None:
         earlier = old.get("summary", {}).get(variant, {}).get("vs_plain")
         if earlier and len(earlier["seeds"]) > len(seeds):
             # a pairing recorded before per-image statistics were kept covers more seeds: keep it
+            # (against the plain runs of that time: a retrained plain run lists them in "replaces")
             summary[variant]["vs_plain"] = earlier
         elif seeds:
             plain = [a for a, r in zip(stats["plain"], runs["plain"]) if r["seed"] in seeds]
