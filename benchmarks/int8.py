@@ -4,7 +4,8 @@
                               [--formats openvino onnx tflite] [--accuracy-control-demo]
                               [--extra-recipes quantize/X.yaml ...] [--merge]
 
-For each format: ``edgeseg quantize`` with the runtime's recipe from ``quantize/`` (PQ of the INT8
+For each format: ``edgeseg quantize`` with the model's recipe for the runtime from ``quantize/``
+(``quantize/<model name>_<format>.yaml``) (PQ of the INT8
 artifact vs FP32 torch on 50 held-out val images, refused past 1.0 point), plus the FP32 export.
 Latency: both models loaded through ``edgeseg.load`` and timed interleaved in one process
 (warm-up, then ``--runs`` timed forwards each, 1 and 2 threads), median and p90.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,7 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from edgeseg.assets import resolve_recipe_file  # noqa: E402
 from edgeseg.backends import load  # noqa: E402
+from edgeseg.benchmark.measure import machine_description  # noqa: E402
+from edgeseg.checkpoint import load_checkpoint  # noqa: E402
+from edgeseg.data.image_io import atomic_write_bytes  # noqa: E402
 from edgeseg.errors import EdgesegError  # noqa: E402
 from edgeseg.export import export  # noqa: E402
 from edgeseg.quantization import quantize  # noqa: E402
@@ -74,13 +78,21 @@ def main() -> None:
     weights = Path(args.weights)
     x = None
     rows = []
-    jobs = [(fmt, ROOT / "quantize" / f"pem_mnv3l_512_{fmt}.yaml", None, fmt) for fmt in args.formats]
+    name = str(load_checkpoint(weights)["model_config"].get("name", ""))
+
+    def recipe_of(fmt: str) -> Path:
+        found = resolve_recipe_file(name, fmt)
+        if found is None:
+            raise SystemExit(f"{weights}: no recipe quantize/{name}_{fmt}.yaml for its model {name!r}")
+        return found.resolve()
+
+    jobs = [(fmt, recipe_of(fmt), None, fmt) for fmt in args.formats]
     if args.accuracy_control_demo:
-        jobs.append(("openvino", ROOT / "quantize" / "pem_mnv3l_512_openvino_noscope.yaml", 1.0, "openvino_noscope_ac"))
+        jobs.append(("openvino", recipe_of("openvino_noscope"), 1.0, "openvino_noscope_ac"))
     for extra in args.extra_recipes:
         path = (ROOT / extra).resolve()
         fmt = load_recipe(path).format
-        jobs.append((fmt, path, None, path.stem.replace("pem_mnv3l_512_", "")))
+        jobs.append((fmt, path, None, path.stem.replace(f"{name}_", "")))
     for fmt, recipe_path, max_drop, name in jobs:
         row: dict = {"name": name, "format": fmt, "recipe": str(recipe_path.relative_to(ROOT))}
         print(f"== {name}", flush=True)
@@ -130,9 +142,9 @@ def main() -> None:
         for r in rows:
             r.setdefault("command", old.get("command"))
     doc = {"command": "python benchmarks/int8.py " + " ".join(sys.argv[1:]), "weights": str(weights),
-           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
+           "machine": machine_description(),
            "date": time.strftime("%Y-%m-%d"), "input_size": args.imgsz, "timed_runs": args.runs, "rows": rows}
-    (out / "int8.json").write_text(json.dumps(doc, indent=2))
+    atomic_write_bytes(out / "int8.json", json.dumps(doc, indent=2).encode())
     lines = ["| runtime | recipe | PQ FP32 torch | PQ INT8 | drop | FP32 ms 1t / 2t | INT8 ms 1t / 2t | speed-up 1t / 2t | "
              "size FP32 -> INT8 MB | kept float |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -144,7 +156,10 @@ def main() -> None:
                      f"{t1['fp32']['median_ms']:.1f} / {t2['fp32']['median_ms']:.1f} | {t1['int8']['median_ms']:.1f} / {t2['int8']['median_ms']:.1f} | "
                      f"x{t1['speedup']:.2f} / x{t2['speedup']:.2f} | {r['size_fp32_mb']:.1f} -> {r['size_int8_mb']:.1f} (x{r['size_ratio']:.2f}) | "
                      f"{r.get('kept_float_nodes') or len(r['kept_float'])} nodes |")
-    (out / "int8.md").write_text("\n".join(lines) + "\n")
+    m = doc["machine"]
+    lines += ["", (f"{weights}, {args.imgsz} px, median of {args.runs} after warm-up, FP32 and INT8 interleaved; "
+                   f"{m['cpu']} ({m['arch']}, {m['cores']} cores, {' '.join(m['isa'])}); command: {doc['command']}")]
+    atomic_write_bytes(out / "int8.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
 

@@ -1,6 +1,6 @@
 """Export the default student to every format x precision and record the parity table.
 
-    python benchmarks/parity.py --weights runs/default/model.pt [--imgsz 512] [--images 8]
+    python benchmarks/parity.py [--weights models/pem_mnv3l_512.pt] [--imgsz 512] [--images 8]
 
 Writes ``benchmarks/results/parity.json`` and ``parity.md``: per export, the file size, max abs
 difference of both outputs, mask agreement, PQ of torch and of the artifact on the same val
@@ -36,7 +36,7 @@ def folder_size(folder: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="runs/default/model.pt")
+    ap.add_argument("--weights", default="models/pem_mnv3l_512.pt", help="default: the shipped student")
     ap.add_argument("--data", default=None)
     ap.add_argument("--imgsz", type=int, default=512)
     ap.add_argument("--images", type=int, default=8)

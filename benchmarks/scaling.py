@@ -4,8 +4,9 @@ against input size and backbone.
     python benchmarks/scaling.py [--sizes 256 384 512 640] [--threads 2] [--runs 30]
                                  [--trained pem_mnv3l_512=models/pem_mnv3l_512.pt]
 
-Backbones: the configs ``models/pem_mnv3s_384.yaml`` (MobileNetV3-Small), ``pem_mnv3l_512.yaml``
-(MobileNetV3-Large) and ``pem_swint_512.yaml`` (Swin-T), each built at every size. A backbone
+Backbones: the configs ``models/pem_mnv3s_384.yaml`` (MobileNetV3-Small), ``pem_lite0_512.yaml``
+(EfficientNet-Lite0), ``pem_mnv3l_512.yaml`` (MobileNetV3-Large) and
+``pem_swint_512.yaml`` (Swin-T), each built at every size. A backbone
 with a trained checkpoint (``--trained``) is timed and scored with it; the others are timed
 with random weights (latency does not depend on the weights) and have no PQ. Each
 (backbone, size) runs in torch FP32 and in OpenVINO FP32 (exported without parity check: the
@@ -26,8 +27,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BACKBONES = {"mobilenetv3_small_100": "pem_mnv3s_384", "mobilenetv3_large_100": "pem_mnv3l_512",
-             "swin_tiny_patch4_window7_224": "pem_swint_512"}
+BACKBONES = {"mobilenetv3_small_100": "pem_mnv3s_384", "tf_efficientnet_lite0": "pem_lite0_512",
+             "mobilenetv3_large_100": "pem_mnv3l_512", "swin_tiny_patch4_window7_224": "pem_swint_512"}
 
 
 def random_checkpoint(config_name: str, like: Path, dst: Path, overrides: list[str] = ()) -> Path:
@@ -57,10 +58,11 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5), dpi=110)
-    colors = {"mobilenetv3_small_100": "tab:green", "mobilenetv3_large_100": "tab:blue",
-              "swin_tiny_patch4_window7_224": "tab:red"}
+    colors = {"mobilenetv3_small_100": "tab:green", "tf_efficientnet_lite0": "tab:orange",
+              "mobilenetv3_large_100": "tab:blue", "swin_tiny_patch4_window7_224": "tab:red"}
     styles = {"torch": "--", "openvino": "-"}
-    names = {"mobilenetv3_small_100": "MobileNetV3-S", "mobilenetv3_large_100": "MobileNetV3-L",
+    names = {"mobilenetv3_small_100": "MobileNetV3-S", "tf_efficientnet_lite0": "EfficientNet-Lite0",
+             "mobilenetv3_large_100": "MobileNetV3-L",
              "swin_tiny_patch4_window7_224": "Swin-T"}
     for bb, color in colors.items():
         for rt, ls in styles.items():
@@ -97,7 +99,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    from edgeseg.assets import resolve_weights
+    from edgeseg.assets import SHIPPED_MODEL, resolve_weights
     from edgeseg.benchmark.artifacts import Artifact
     from edgeseg.benchmark.bench import _accuracy, _frame_step, _gmacs, _load
     from edgeseg.benchmark.measure import (
@@ -118,7 +120,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--val-images", type=int, default=200)
-    ap.add_argument("--trained", nargs="*", default=["pem_mnv3l_512=models/pem_mnv3l_512.pt"],
+    ap.add_argument("--trained", nargs="*", default=[f"{SHIPPED_MODEL}=models/{SHIPPED_MODEL}.pt"],
                     help="CONFIG=CHECKPOINT pairs of trained students")
     ap.add_argument("--work", default="runs/scaling")
     args = ap.parse_args()
@@ -128,7 +130,7 @@ def main() -> None:
     start = time.perf_counter()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    shipped = resolve_weights("pem_mnv3l_512")
+    shipped = resolve_weights(SHIPPED_MODEL)
     trained = dict(item.split("=", 1) for item in args.trained)
     dataset = CocoPanoptic(args.data, "val")
     arts: list[tuple[str, Artifact, bool]] = []

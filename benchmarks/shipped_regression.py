@@ -20,8 +20,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edgeseg.assets import SHIPPED_MODEL  # noqa: E402
 from edgeseg.backends import load  # noqa: E402
 from edgeseg.data.coco_panoptic import CocoPanoptic  # noqa: E402
+from edgeseg.data.image_io import atomic_write_bytes  # noqa: E402
 from edgeseg.data.synth import SynthConfig, generate_synthetic  # noqa: E402
 from edgeseg.evaluation.evaluate import evaluate  # noqa: E402
 
@@ -29,7 +31,7 @@ IMAGES = 20
 SIZE = 256
 
 
-def measure(data: Path, images: int = IMAGES, size: int = SIZE, weights: str = "pem_mnv3l_512") -> dict:
+def measure(data: Path, images: int = IMAGES, size: int = SIZE, weights: str = SHIPPED_MODEL) -> dict:
     m = evaluate(load(weights, input_size=size), CocoPanoptic(data, "val"), max_images=images, progress=False)
     return {"weights": weights, "input_size": size, "images": m["images"], "pq": round(m["pq"], 3),
             "pq_things": round(m["pq_things"], 3), "pq_stuff": round(m["pq_stuff"], 3), "pq_ci95": m["pq_ci95"]}
@@ -43,7 +45,7 @@ def main() -> None:
     if not (data / "annotations").is_dir():
         generate_synthetic(data, seed=0, config=SynthConfig(image_size=256, num_train=1, num_val=IMAGES))
     record = measure(data) | {"command": "python benchmarks/shipped_regression.py", "date": time.strftime("%Y-%m-%d")}
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_bytes(Path(args.out), (json.dumps(record, indent=2) + "\n").encode())
     print(json.dumps(record, indent=2))
 
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from edgeseg.errors import ConfigError
 
 FOLDERS = ("models", "quantize")
+# The trained student the package ships (models/<name>.pt + .yaml): every default that names
+# a model (CLI --weights, bench, tune, demo) points here.
+SHIPPED_MODEL = "pem_mnv3l_512"
 # A folder of extra models a user downloaded or copied (e.g. on a device), searched after the
 # package's own: $EDGESEG_HOME/models, default ~/.cache/edgeseg/models.
 HOME_ENV = "EDGESEG_HOME"
@@ -67,8 +70,8 @@ def resolve_config(name_or_path: str | os.PathLike) -> Path:
 
 
 def resolve_weights(name_or_path: str | os.PathLike) -> Path:
-    """A model file path as given, or the name of a shipped model (``pem_mnv3l_512`` or
-    ``pem-mnv3l-512``): the package's ``models/`` first, then ``$EDGESEG_HOME/models``."""
+    """A model file path as given, or the name of a shipped model (``pem_lite0_512`` or
+    ``pem-lite0-512``): the package's ``models/`` first, then ``$EDGESEG_HOME/models``."""
     path = Path(name_or_path)
     if path.exists() or path.suffix:
         return path

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from edgeseg.assets import SHIPPED_MODEL
 from edgeseg.formats import EXPORT_FORMATS, PRECISIONS
 
 logger = logging.getLogger("edgeseg")
@@ -319,7 +320,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (overrides train.amp)")
 
 
-SHIPPED = "pem_mnv3l_512"  # the trained student committed under models/
+SHIPPED = SHIPPED_MODEL  # the trained student committed under models/
 PROFILE_HELP = "device preset: rpi5, jetson-orin-nano, android, intel-cpu, or a YAML file (runtimes/README.md)"
 
 

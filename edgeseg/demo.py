@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from edgeseg.assets import SHIPPED_MODEL
 from edgeseg.benchmark.bench import QUICK_COMBOS, BenchConfig, bench
 from edgeseg.benchmark.report import markdown_table, write_report
 from edgeseg.errors import EdgesegError
 
-SHIPPED = "pem_mnv3l_512"
+SHIPPED = SHIPPED_MODEL
 
 
 # The demo's rows: torch, and every runtime in FP32 and INT8, TFLite also in FP16 (a weight cast,

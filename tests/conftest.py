@@ -10,6 +10,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from edgeseg.assets import SHIPPED_MODEL  # noqa: E402
 from edgeseg.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
 from edgeseg.data.synth import SynthConfig, generate_synthetic  # noqa: E402
 
@@ -34,7 +35,7 @@ def tiny_train_config(data: Path, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-SHIPPED = "pem_mnv3l_512"
+SHIPPED = SHIPPED_MODEL
 SMALL = 128  # the shipped student at a small size: fast, and it still finds segments (PQ about 42)
 
 

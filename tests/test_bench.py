@@ -10,7 +10,8 @@ import pytest
 from conftest import tiny_model_config, tiny_train_config
 from edgeseg.benchmark import BenchConfig, bench, mark_pareto, markdown_table, select, student_vs_teacher, write_report
 from edgeseg.benchmark.tune import TuneError, load_rows
-from edgeseg.assets import asset_dir, resolve_weights
+from edgeseg.assets import SHIPPED_MODEL, asset_dir, resolve_weights
+from edgeseg.checkpoint import load_checkpoint
 from edgeseg.errors import ConfigError, EdgesegError
 from edgeseg.profiles import PROFILES, get_profile
 from edgeseg.training.trainer import train
@@ -109,13 +110,14 @@ def test_profiles_presets_and_yaml(tmp_path):
 def test_shipped_student_loads_by_name_and_predicts():
     from edgeseg.backends import load
 
-    path = resolve_weights("pem-mnv3l-512")
-    assert path == asset_dir("models") / "pem_mnv3l_512.pt" and path.stat().st_size < 20e6  # FP16 weights
-    predictor = load("pem_mnv3l_512", input_size=128)
+    path = resolve_weights(SHIPPED_MODEL.replace("_", "-"))
+    assert path == asset_dir("models") / f"{SHIPPED_MODEL}.pt" and path.stat().st_size < 20e6  # FP16 weights
+    calibrated = load_checkpoint(path)["calibration"]["object_mask_threshold"]
+    predictor = load(SHIPPED_MODEL, input_size=128)
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     result = predictor.predict(image)
-    assert result.panoptic.shape == (96, 128) and predictor.thresholds.object_mask_threshold == 0.3
-    with pytest.raises(ConfigError, match="no shipped model named 'nope'.*pem_mnv3l_512"):
+    assert result.panoptic.shape == (96, 128) and predictor.thresholds.object_mask_threshold == calibrated
+    with pytest.raises(ConfigError, match=f"no shipped model named 'nope'.*{SHIPPED_MODEL}"):
         resolve_weights("nope")
 
 
@@ -150,7 +152,7 @@ def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data,
     from edgeseg.evaluation.evaluate import evaluate
 
     # onnx:int8 with 2 calibration images cannot be built: it must become a row with its reason
-    cfg = BenchConfig(weights=("pem_mnv3l_512",), combos=(("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8")),
+    cfg = BenchConfig(weights=(SHIPPED_MODEL,), combos=(("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8")),
                       threads=(1,), imgsz=(128,), data=str(shipped_data), val_images=4, runs=6, warmup=1,
                       parity_images=2, calibration_images=2, work=str(tmp_path / "work"), progress=False)
     doc = bench(cfg)
@@ -159,7 +161,7 @@ def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data,
     assert doc["timed"]["frames"] == {"val": [256, 256], "1280x720": [1280, 720], "640x480": [640, 480]}
     assert "Predictor.predict" in doc["timed"]["call"]
     # the PQ a row reports is exactly what evaluate() gives for the same model and images
-    expected = evaluate(load("pem_mnv3l_512", input_size=128), CocoPanoptic(shipped_data, "val"), max_images=4,
+    expected = evaluate(load(SHIPPED_MODEL, input_size=128), CocoPanoptic(shipped_data, "val"), max_images=4,
                         progress=False)
     for key in (("torch", "fp32"), ("onnx", "fp32")):
         r = rows[key]
@@ -180,7 +182,7 @@ def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data,
     from edgeseg.export import ExportError, check_fp32_artifact
 
     onnx = Path(rows[("onnx", "fp32")]["artifact"])
-    weights = resolve_weights("pem_mnv3l_512")
+    weights = resolve_weights(SHIPPED_MODEL)
     assert check_fp32_artifact(onnx, weights, "onnx", 128) == onnx
     with pytest.raises(ExportError, match="cannot be reused.*needed \\('onnx', 'fp32', 96\\)"):
         check_fp32_artifact(onnx, weights, "onnx", 96)

@@ -68,8 +68,17 @@ def test_partial_threshold_override_keeps_the_stored_values():
     with pytest.raises(EdgesegError, match="unknown threshold"):
         stored.merged({"conf": 0.5})
     predictor = load(SHIPPED, input_size=128, thresholds={"overlap_threshold": 0.7})
-    # the shipped checkpoint's calibrated object threshold (0.3) survives an --overlap override
-    assert predictor.thresholds == Thresholds(0.3, 0.7, 0.5)
+    # the shipped checkpoint's calibrated object threshold survives an --overlap override
+    assert predictor.thresholds == Thresholds(_calibrated_object_threshold(), 0.7, 0.5)
+
+
+def _calibrated_object_threshold() -> float:
+    from edgeseg.assets import resolve_weights
+    from edgeseg.checkpoint import load_checkpoint
+
+    value = load_checkpoint(resolve_weights(SHIPPED))["calibration"]["object_mask_threshold"]
+    assert value != Thresholds().object_mask_threshold  # else the tests below could not tell them apart
+    return value
 
 
 def test_cli_overlap_flag_alone_keeps_the_calibrated_object_threshold(monkeypatch, shipped_data, tmp_path):
@@ -85,7 +94,7 @@ def test_cli_overlap_flag_alone_keeps_the_calibrated_object_threshold(monkeypatc
     monkeypatch.setattr("edgeseg.backends.load", spy)
     image = next((shipped_data / "val").iterdir())
     assert cli.main(["predict", str(image), "--imgsz", "128", "--overlap", "0.7", "--out", str(tmp_path)]) == 0
-    assert seen["thresholds"] == Thresholds(0.3, 0.7, 0.5)
+    assert seen["thresholds"] == Thresholds(_calibrated_object_threshold(), 0.7, 0.5)
 
 
 # --- the shipped student ----------------------------------------------------------------------

@@ -195,4 +195,4 @@ def test_recipes_in_the_repo_load_and_overrides_apply(tmp_path):
     with pytest.raises(ConfigError, match="unknown key"):
         load_recipe(bad)
     with pytest.raises(QuantizeError, match="recipe is for format"):
-        resolve_recipe("tflite", ROOT / "quantize" / "pem_mnv3l_512_openvino.yaml", None, None)
+        resolve_recipe("tflite", ROOT / "quantize" / "pem_lite0_512_openvino.yaml", None, None)

@@ -33,7 +33,7 @@ def load(
     hint: str = "LATENCY",
     delegate: str | None = None,
 ) -> Predictor:
-    """Load a model file (or a shipped model by name, e.g. ``pem_mnv3l_512``) into a
+    """Load a model file (or a shipped model by name, e.g. ``pem_lite0_512``) into a
     :class:`Predictor`, choosing the runtime by suffix.
 
     ``input_size``: ``.pt`` only (default: the size stored with the model, which is also what

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeseg.assets import SHIPPED_MODEL
 from edgeseg.benchmark.artifacts import Artifact, build_artifact
 from edgeseg.benchmark.measure import (machine_description, peak_rss_mb, sgemm_peak_gflops_per_core,
                                        summarize_ms, time_interleaved)
@@ -50,7 +51,7 @@ QUICK_COMBOS: tuple[tuple[str, str], ...] = (("torch", "fp32"), ("onnx", "fp32")
 class BenchConfig:
     """What to measure. ``weights``: student checkpoints (paths or shipped model names)."""
 
-    weights: tuple[str, ...] = ("pem_mnv3l_512",)
+    weights: tuple[str, ...] = (SHIPPED_MODEL,)
     combos: tuple[tuple[str, str], ...] = DEFAULT_COMBOS
     threads: tuple[int, ...] = (1, 2)
     imgsz: tuple[int, ...] = (512,)

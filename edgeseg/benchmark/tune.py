@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeseg.assets import SHIPPED_MODEL
 from edgeseg.errors import EdgesegError
 from edgeseg.profiles import DeviceProfile
 
@@ -115,7 +116,7 @@ def tune(fps: float, profile: DeviceProfile | None = None, results: list[str | P
         from edgeseg.benchmark.bench import BenchConfig, bench
 
         threads = profile.threads if profile and profile.threads else None
-        cfg = BenchConfig(weights=list(weights or ["pem_mnv3l_512"]), data=data, work=work, runs=runs,
+        cfg = BenchConfig(weights=list(weights or [SHIPPED_MODEL]), data=data, work=work, runs=runs,
                           val_images=val_images,
                           combos=tuple(profile.candidates) if profile else BenchConfig().combos,
                           imgsz=tuple(profile.sizes) if profile else (512,),
