@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from edgeseg.assets import resolve_recipe_file  # noqa: E402
+from edgeseg.assets import SHIPPED_MODEL, resolve_recipe_file  # noqa: E402
 from edgeseg.backends import load  # noqa: E402
 from edgeseg.benchmark.measure import machine_description  # noqa: E402
 from edgeseg.checkpoint import load_checkpoint  # noqa: E402
@@ -64,7 +64,7 @@ def model_bytes(path: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="models/pem_mnv3l_512.pt")
+    ap.add_argument("--weights", default=f"models/{SHIPPED_MODEL}.pt")
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--imgsz", type=int, default=512)
     ap.add_argument("--runs", type=int, default=50)

@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edgeseg.assets import SHIPPED_MODEL  # noqa: E402
 from edgeseg.export import export  # noqa: E402
 from edgeseg.errors import EdgesegError  # noqa: E402
 
@@ -36,7 +37,7 @@ def folder_size(folder: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="models/pem_mnv3l_512.pt", help="default: the shipped student")
+    ap.add_argument("--weights", default=f"models/{SHIPPED_MODEL}.pt", help="default: the shipped student")
     ap.add_argument("--data", default=None)
     ap.add_argument("--imgsz", type=int, default=512)
     ap.add_argument("--images", type=int, default=8)

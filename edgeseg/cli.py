@@ -320,7 +320,6 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (overrides train.amp)")
 
 
-SHIPPED = SHIPPED_MODEL  # the trained student committed under models/
 PROFILE_HELP = "device preset: rpi5, jetson-orin-nano, android, intel-cpu, or a YAML file (runtimes/README.md)"
 
 
@@ -385,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="overlay PNG + panoptic PNG + COCO-panoptic JSON per image")
     p.add_argument("images", nargs="+")
-    p.add_argument("--weights", default=SHIPPED, help=f"model file or shipped model name (default {SHIPPED})")
+    p.add_argument("--weights", default=SHIPPED_MODEL, help=f"model file or shipped model name (default {SHIPPED_MODEL})")
     p.add_argument("--out", default="predictions")
     p.add_argument("--imgsz", type=int)
     p.add_argument("--threads", type=int)
@@ -401,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX / OpenVINO IR / TFLite, checked against torch")
-    p.add_argument("--weights", default=SHIPPED, help=f"checkpoint or shipped model name (default {SHIPPED})")
+    p.add_argument("--weights", default=SHIPPED_MODEL, help=f"checkpoint or shipped model name (default {SHIPPED_MODEL})")
     p.add_argument("--format", choices=EXPORT_FORMATS, help="default: the --profile's")
     p.add_argument("--precision", choices=PRECISIONS, help="default fp32, or the --profile's; int8 quantizes")
     p.add_argument("--imgsz", type=int,
@@ -433,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_strip)
 
     p = sub.add_parser("bench", help="FPS against PQ for every model x format x precision x runtime x threads x size")
-    p.add_argument("--weights", nargs="+", help=f"student checkpoints or shipped names (default {SHIPPED})")
+    p.add_argument("--weights", nargs="+", help=f"student checkpoints or shipped names (default {SHIPPED_MODEL})")
     p.add_argument("--teacher", help="teacher checkpoint: timed and scored in torch FP32 as the reference")
     p.add_argument("--combos", nargs="+", metavar="FORMAT:PRECISION",
                    help="e.g. torch:fp32 onnx:int8 (default: torch FP32 + onnx/openvino/tflite x fp32/fp16/int8)")
@@ -458,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help=PROFILE_HELP)
     p.add_argument("--results", nargs="+", help="benchmark JSON files (bench.json, scaling.json) to choose from")
     p.add_argument("--measure", action="store_true", help="benchmark the profile's grid on this machine first")
-    p.add_argument("--weights", nargs="+", help=f"students for --measure (default {SHIPPED})")
+    p.add_argument("--weights", nargs="+", help=f"students for --measure (default {SHIPPED_MODEL})")
     p.add_argument("--data", default="data/synth")
     p.add_argument("--runs", type=int)
     p.add_argument("--val-images", type=int)
@@ -471,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole product on the shipped student: export, INT8, parity, benchmark, report")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--data", default="data/synth", help="built-in data (generated if missing)")
-    p.add_argument("--weights", help=f"student checkpoint (default: the shipped {SHIPPED})")
+    p.add_argument("--weights", help=f"student checkpoint (default: the shipped {SHIPPED_MODEL})")
     p.add_argument("--teacher", help="teacher checkpoint to include as the torch reference row")
     p.add_argument("--quick", action="store_true", help="tiny data set and settings (a CI smoke test, about 3 min)")
     p.add_argument("--from-scratch", action="store_true",
@@ -479,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("info", help="what a model file is (format, size, classes, thresholds), or a config's size")
-    p.add_argument("target", nargs="?", help=f"model file, shipped model name (e.g. {SHIPPED}) or config")
+    p.add_argument("target", nargs="?", help=f"model file, shipped model name (e.g. {SHIPPED_MODEL}) or config")
     p.add_argument("--config", help="YAML file or config name under models/: parameters and GMACs")
     p.add_argument("--imgsz", type=int, help="input size for a config's GMACs (default: the config's)")
     p.add_argument("--num-classes", type=int)

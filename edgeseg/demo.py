@@ -22,7 +22,6 @@ from edgeseg.benchmark.bench import QUICK_COMBOS, BenchConfig, bench
 from edgeseg.benchmark.report import markdown_table, write_report
 from edgeseg.errors import EdgesegError
 
-SHIPPED = SHIPPED_MODEL
 
 
 # The demo's rows: torch, and every runtime in FP32 and INT8, TFLite also in FP16 (a weight cast,
@@ -99,7 +98,7 @@ def train_from_scratch(data: Path, out: Path, settings: DemoSettings) -> tuple[P
     train(t_model, t_train, out / "teacher")
     teacher = out / "teacher" / "model.pt"
 
-    s_model, s_train = load_config(resolve_config(SHIPPED))
+    s_model, s_train = load_config(resolve_config(SHIPPED_MODEL))
     kd = replace(s_train.kd, teacher=str(teacher))
     s_train = replace(s_train, data=str(data), steps=settings.student_steps, kd=kd,
                       warmup_steps=min(s_train.warmup_steps, max(settings.student_steps // 10, 1)),
@@ -185,7 +184,7 @@ def demo(out: str | Path = "runs/demo", data: str | Path = "data/synth", quick: 
     data = ensure_data(data, quick, regenerate=from_scratch and not quick)
     if from_scratch:
         weights, teacher = map(str, train_from_scratch(data, out / "train", settings))
-    weights = weights or SHIPPED
+    weights = weights or SHIPPED_MODEL
     if teacher and not Path(teacher).is_file():
         raise EdgesegError(f"demo: teacher checkpoint not found: {teacher}")
     cfg = BenchConfig(weights=(weights,), combos=settings.combos, threads=settings.threads, imgsz=(settings.imgsz,),
