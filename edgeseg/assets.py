@@ -18,7 +18,7 @@ from edgeseg.errors import ConfigError
 FOLDERS = ("models", "quantize")
 # The trained student the package ships (models/<name>.pt + .yaml): every default that names
 # a model (CLI --weights, bench, tune, demo) points here.
-SHIPPED_MODEL = "pem_mnv3l_512"
+SHIPPED_MODEL = "pem_lite0_512"
 # A folder of extra models a user downloaded or copied (e.g. on a device), searched after the
 # package's own: $EDGESEG_HOME/models, default ~/.cache/edgeseg/models.
 HOME_ENV = "EDGESEG_HOME"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = "pem_mnv3l_512"  # edgeseg.assets.SHIPPED_MODEL, spelled out: the checkout is not imported here
+SHIPPED = "pem_lite0_512"  # edgeseg.assets.SHIPPED_MODEL, spelled out: the checkout is not imported here
 
 
 def _run(cmd: list, cwd: Path, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
