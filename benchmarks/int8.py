@@ -1,6 +1,6 @@
 """INT8 against FP32 for every runtime: latency side by side, size, PQ, layers kept in float.
 
-    python benchmarks/int8.py [--weights models/pem_mnv3l_512.pt] [--imgsz 512] [--runs 50]
+    python benchmarks/int8.py [--weights models/pem_lite0_512.pt] [--imgsz 512] [--runs 50]
                               [--formats openvino onnx tflite] [--accuracy-control-demo]
                               [--extra-recipes quantize/X.yaml ...] [--merge]
 

@@ -1,6 +1,6 @@
 """Export the default student to every format x precision and record the parity table.
 
-    python benchmarks/parity.py [--weights models/pem_mnv3l_512.pt] [--imgsz 512] [--images 8]
+    python benchmarks/parity.py [--weights models/pem_lite0_512.pt] [--imgsz 512] [--images 8]
 
 Writes ``benchmarks/results/parity.json`` and ``parity.md``: per export, the file size, max abs
 difference of both outputs, mask agreement, PQ of torch and of the artifact on the same val

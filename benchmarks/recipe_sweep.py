@@ -4,7 +4,7 @@ Used to choose the training recipe before the recorded CPU runs (the ideas tried
 semantic auxiliary loss, mask-pooled class evidence, smaller crops, fewer layers). Each variant
 is one ``edgeseg train`` process with ``--set`` overrides; all run concurrently.
 
-    python benchmarks/recipe_sweep.py --config models/pem_mnv3l_512.yaml --steps 1500 \
+    python benchmarks/recipe_sweep.py --config models/pem_mnv3l_additions_512.yaml --steps 1500 \
         --eval-every 300 --out runs/sweep --json benchmarks/results/recipe_sweep.json
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ VARIANTS: dict[str, list[str]] = {
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", default="models/pem_mnv3l_512.yaml")
+    ap.add_argument("--config", default="models/pem_mnv3l_additions_512.yaml")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--eval-every", type=int, default=300)
     ap.add_argument("--eval-images", type=int, default=100)

@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a student (or the Mask2Former teacher) from a YAML config")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--config", help="YAML file")
-    which.add_argument("--model", help="a config under models/ by name, e.g. pem-mnv3l-512, teacher-swint")
+    which.add_argument("--model", help="a config under models/ by name, e.g. pem-lite0-512, teacher-swint")
     _add_run_flags(p)
     p.set_defaults(func=cmd_train)
 
@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("strip", help="deployable copy of a checkpoint: FP16 weights, no optimizer / history")
     p.add_argument("--weights", required=True)
-    p.add_argument("--out", required=True, help="e.g. models/pem_mnv3l_512.pt")
+    p.add_argument("--out", required=True, help="e.g. models/pem_lite0_512.pt")
     p.add_argument("--fp32", action="store_true", help="keep FP32 weights")
     p.set_defaults(func=cmd_strip)
 

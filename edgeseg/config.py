@@ -50,7 +50,7 @@ class ModelConfig:
     deformable: bool = False  # PEM's DCNv2 3x3 convs; torch only (no TFLite/ONNX route)
     # edgeseg's own additions, off by default (PEM as published). They were tuned on the built-in
     # synthetic data, where a thing's class is its shape alone (one seed, 600 steps, random init;
-    # docs/architecture.md); the shipped demo student (models/pem_mnv3l_512.yaml) turns all four on.
+    # docs/architecture.md); models/pem_mnv3l_additions_512.yaml (the earlier demo student) turns all four on.
     mask_pooled_class: bool = False  # class head also sees mask-pooled pixel features
     semantic_aux: bool = False  # per-pixel semantic head on mask features (training loss only)
     mask_coords: bool = False  # learned projection of a sine position code added to mask features

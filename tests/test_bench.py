@@ -20,8 +20,8 @@ from edgeseg.training.trainer import train
 def _row(runtime="onnxruntime", precision="fp32", fps=10.0, pq=50.0, threads=2, imgsz=512, role="student", **kw):
     fmt = {"onnxruntime": "onnx", "litert": "tflite"}.get(runtime, runtime)
     return {"model": "m", "role": role, "weights": "w.pt", "runtime": runtime, "format": fmt, "precision": precision,
-            "imgsz": imgsz, "threads": threads, "status": "parity ok", "reason": "", "fps": fps, "pq": pq,
-            "file_mb": 10.0, **kw}
+            "imgsz": imgsz, "threads": threads, "status": "parity ok", "reason": "", "fps": fps, "fps_1280x720": fps,
+            "pq": pq, "file_mb": 10.0, **kw}
 
 
 def test_pareto_front_marks_only_undominated_rows():
@@ -76,6 +76,21 @@ def test_tune_picks_best_pq_within_budget_and_respects_profile():
         select(rows, 100, get_profile("rpi5"))
     with pytest.raises(TuneError, match="--fps must be > 0"):
         select(rows, 0)
+
+
+def test_tune_compares_fps_on_one_frame_kind():
+    # bench rows time a 1280x720 camera frame and the val image; scaling rows only the val image,
+    # which is several times cheaper: mixed, the budget must be read on the val frame for all
+    bench_row = _row("openvino", "int8", fps=2.0, fps_val=10.0, pq=69.0, imgsz=512)
+    scaling_row = _row("openvino", "fp32", fps=14.0, fps_val=14.0, pq=67.0, imgsz=256, fps_1280x720=None)
+    res = select([bench_row, scaling_row], 9)
+    assert res.choice["imgsz"] == 512 and res.choice["fps"] == 10.0  # 2 FPS on 1280x720 would miss 9
+    assert any("val frame" in n for n in res.notes)
+    # all rows with the headline frame: compared on it, no note
+    res = select([bench_row, _row("openvino", "fp32", fps=3.0, fps_val=7.0, pq=60.0)], 2.5)
+    assert res.choice["fps"] == 3.0 and res.choice["pq"] == 60.0 and not any("frame" in n for n in res.notes)
+    with pytest.raises(TuneError, match="no frame in common"):
+        select([_row(fps_1280x720=None)], 1)
 
 
 def test_tune_reads_results_files_and_names_bad_ones(tmp_path):

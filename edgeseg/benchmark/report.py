@@ -58,7 +58,8 @@ def _fmt(v: Any, spec: str = "") -> str:
 
 def markdown_table(doc: dict) -> str:
     """The rows as a markdown table (failed rows keep their reason), then the teacher comparison."""
-    head = ("| model | runtime | precision | size | threads | status | MB | 1280x720 ms (p90) | FPS 1280x720 | "
+    headline = doc.get("timed", {}).get("headline", "1280x720")  # the frame a row's frame_ms / fps are on
+    head = (f"| model | runtime | precision | size | threads | status | MB | {headline} ms (p90) | FPS {headline} | "
             "FPS 640x480 | FPS val | forward ms | peak RSS MB | PQ | SQ | RQ | PQ th / st | mIoU | GMACs | eff. % | Pareto |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in doc["rows"]:

@@ -66,6 +66,26 @@ def load_rows(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
     return rows, machines
 
 
+# frames a row's FPS can be compared on, in order of preference: bench's headline camera frame,
+# then the val image, which every results file times (scaling.py times only that one)
+COMPARABLE_FRAMES = ("1280x720", "val")
+
+
+def _on_common_frame(rows: list[dict]) -> tuple[list[dict], str | None]:
+    """The rows with ``fps`` taken on one frame kind that all of them timed, so that a budget
+    compares like with like (a 1280x720 frame costs several times a 256 px val image).
+    Returns the rows and a note when that is not the headline frame."""
+    for frame in COMPARABLE_FRAMES:
+        if rows and all(r.get(f"fps_{frame}") is not None for r in rows):
+            note = None if frame == COMPARABLE_FRAMES[0] else (
+                f"FPS compared on the {frame} frame: not every results file times a {COMPARABLE_FRAMES[0]} frame")
+            return [dict(r, fps=r[f"fps_{frame}"]) for r in rows], note
+    if rows:
+        raise TuneError("the results files time no frame in common (fps_1280x720 or fps_val in every row); "
+                        "re-record them with the current `edgeseg bench` / benchmarks/scaling.py")
+    return rows, None
+
+
 def select(rows: list[dict], fps: float, profile: DeviceProfile | None = None, top: int = 3) -> TuneResult:
     """Pick the best-PQ measured student row with ``fps >= fps`` that the profile can run."""
     if fps <= 0:
@@ -88,6 +108,9 @@ def select(rows: list[dict], fps: float, profile: DeviceProfile | None = None, t
                 notes.append(f"profile {profile.name} runs {want} threads; the most recorded is {pick}, "
                              f"used instead (more threads will be faster)")
             cands = [r for r in cands if r["threads"] == pick]
+    cands, frame_note = _on_common_frame(cands)
+    if frame_note:
+        notes.append(frame_note)
     if not cands:
         raise TuneError("no measured student row matches" + (f" profile {profile.name} (formats "
                         f"{sorted(set(profile.candidates))}, sizes {profile.sizes})" if profile else "") +
