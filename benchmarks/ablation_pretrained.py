@@ -253,6 +253,10 @@ def record(args) -> None:
             # a pairing recorded before per-image statistics were kept covers more seeds: keep it
             # (against the plain runs of that time: a retrained plain run lists them in "replaces")
             summary[variant]["vs_plain"] = earlier
+            if seeds:  # the seeds with statistics on both arms, paired on their own as well
+                plain = [a for a, r in zip(stats["plain"], runs["plain"]) if r["seed"] in seeds]
+                mine = [a for a, r in zip(stats[variant], rows) if r["seed"] in seeds]
+                summary[variant]["vs_plain_other_seeds"] = {"seeds": seeds, **paired_bootstrap(plain, mine, isthing)}
         elif seeds:
             plain = [a for a, r in zip(stats["plain"], runs["plain"]) if r["seed"] in seeds]
             mine = [a for a, r in zip(stats[variant], rows) if r["seed"] in seeds]
@@ -292,6 +296,12 @@ def record(args) -> None:
         vs = s.get("vs_plain")
         warm = f" (+{s['warm_start_seconds']:.0f} s warm start)" if s["warm_start_seconds"] else ""
         gap = {k: f"{vs[k]['diff']:+.2f} [{vs[k]['ci'][0]:+.2f}, {vs[k]['ci'][1]:+.2f}]" if vs else "-" for k in ("all", "things")}
+        if vs:  # which seeds the paired interval is over, and the other seeds' own pairing
+            gap["all"] += f" (seeds {', '.join(map(str, vs['seeds']))})"
+            other = s.get("vs_plain_other_seeds")
+            if other and set(other["seeds"]) - set(vs["seeds"]):
+                o = other["all"]
+                gap["all"] += f"; seeds {', '.join(map(str, other['seeds']))}: {o['diff']:+.2f} [{o['ci'][0]:+.2f}, {o['ci'][1]:+.2f}]"
         lines.append(f"| {variant} | {', '.join(map(str, s['seeds']))} | {s['pq_mean']} | {s['pq_things_mean']} | "
                      f"{s['pq_stuff_mean']} | {s['miou_mean']} | {gap['all']} | {gap['things']} | {s['seconds_per_step']}{warm} | {s.get('step_ms_side_by_side', '-')} |")
     lines += ["", f"budget: {args.steps} steps, {' '.join(BUDGET)} on {CONFIG}; {out['machine']}", f"command: {out['command']}"]

@@ -56,4 +56,8 @@ def test_from_scratch_trains_teacher_then_distilled_student(tiny_data, tmp_path)
     t, s = load_checkpoint(teacher), load_checkpoint(student)
     assert t["model_config"]["arch"] == "mask2former" and t["step"] == settings.teacher_steps
     assert s["train_config"]["kd"]["teacher"] == str(teacher) and s["step"] == settings.student_steps
-    assert "calibration" in s and s["model_config"]["backbone"] == "mobilenetv3_large_100"
+    from edgeseg.assets import SHIPPED_MODEL, resolve_config
+    from edgeseg.config import load_config
+
+    # the student is the shipped model's config (its backbone, its pretrained weights)
+    assert "calibration" in s and s["model_config"]["backbone"] == load_config(resolve_config(SHIPPED_MODEL))[0].backbone

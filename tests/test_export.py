@@ -15,6 +15,8 @@ from edgeseg.errors import EdgesegError
 from edgeseg.export import ExportError, export
 from edgeseg.export.metadata import METADATA_FILE, read_metadata
 from edgeseg.export.parity import TOLERANCES, panoptic_agreement
+from edgeseg.assets import resolve_weights
+from edgeseg.checkpoint import load_checkpoint
 from tests.conftest import SHIPPED, SMALL
 
 onnx = pytest.importorskip("onnx")
@@ -44,7 +46,8 @@ def test_onnx_export_carries_metadata_and_passes_parity(shipped_exports):
     meta = read_metadata(res.path)
     assert meta.input_size == SMALL and meta.format == "onnx" and meta.precision == "fp32"
     assert len(meta.class_names) == 13 and meta.isthing[:8] == [True] * 8
-    assert len(meta.source_sha256) == 64 and meta.thresholds["object_mask_threshold"] == 0.3
+    calibrated = load_checkpoint(resolve_weights(SHIPPED))["calibration"]["object_mask_threshold"]
+    assert len(meta.source_sha256) == 64 and meta.thresholds["object_mask_threshold"] == calibrated
     assert meta.output_tensors == {"class_logits": "class_logits", "mask_logits": "mask_logits"}
     embedded = {p.key: p.value for p in onnx.load(str(res.path)).metadata_props}
     assert json.loads(embedded["edgeseg.class_names"]) == meta.class_names
