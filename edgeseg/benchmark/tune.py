@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg.assets import SHIPPED_MODEL
+from edgeseg.benchmark.bench import HEADLINE_FRAME
 from edgeseg.errors import EdgesegError
 from edgeseg.profiles import DeviceProfile
 
@@ -68,7 +69,7 @@ def load_rows(paths: list[str | Path]) -> tuple[list[dict], list[dict]]:
 
 # frames a row's FPS can be compared on, in order of preference: bench's headline camera frame,
 # then the val image, which every results file times (scaling.py times only that one)
-COMPARABLE_FRAMES = ("1280x720", "val")
+COMPARABLE_FRAMES = (HEADLINE_FRAME, "val")
 
 
 def _on_common_frame(rows: list[dict]) -> tuple[list[dict], str | None]:
