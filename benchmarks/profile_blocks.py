@@ -89,7 +89,15 @@ def main() -> None:
     lines.append("| GMACs | | " + " | ".join(f"{gmacs.get(g, 0.0):.2f}" if g in gmacs else "-" for g in cols) + f" | {sum(gmacs.values()):.2f} | |")
     unplaced = "; ".join(f"{r['runtime']} {r['threads']}t: "
                          + ", ".join(f"{k} {v:.1f}" for k, v in list(r["unplaced_by_op_ms"].items())[:4]) for r in rows)
-    lines += ["", f"Unplaced time by op type (ms per run): {unplaced}"]
+    lines += ["", f"Unplaced time by op type (ms per run): {unplaced}", "",
+              "Largest op types per group, 1 thread (mean ms per run):", ""]
+    for r in rows:
+        if r["threads"] != min(args.threads):
+            continue
+        for group in cols:
+            top = list(r["ops_ms"].get(group, {}).items())[:4]
+            if top:
+                lines.append(f"- {r['runtime']} {group}: " + ", ".join(f"{op} {ms:.1f}" for op, ms in top))
     m = doc["machine"]
     lines += ["", f"{doc['model']} at {args.imgsz} px, FP32, median of {args.runs} runs after {args.warmup} warm-up; "
               f"{m.get('cpu')} ({m.get('arch')}, {m.get('cores')} cores, {' '.join(m.get('isa', []))}); "

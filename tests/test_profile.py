@@ -45,6 +45,9 @@ def test_profiles_place_nearly_all_time_in_the_four_groups(shipped_onnx_and_ir):
         # the counters are the forward's own time: neither far below nor far above the wall clock
         assert 0.5 * r["wall_ms"] < r["counted_ms"] < 1.6 * r["wall_ms"], r
         assert abs(sum(r["groups_pct"].values()) - 100) < 0.5
+        # the op-type breakdown covers the same time as the groups (means against medians: close)
+        op_total = sum(sum(ops.values()) for ops in r["ops_ms"].values())
+        assert op_total == pytest.approx(r["counted_ms"], rel=0.25), r
 
 
 def test_gmacs_by_group_sum_to_the_models_total():

@@ -101,16 +101,18 @@ def gmacs_by_group(model, image_size: int) -> dict[str, float]:
 
 
 def _summary(per_run: list[dict[str, float]], wall_ms: list[float],
-             unplaced_ops: dict[str, float] | None = None) -> dict[str, Any]:
-    groups = sorted({g for run in per_run for g in run}, key=lambda g: (GROUPS + (UNPLACED,)).index(g)
-                    if g in GROUPS + (UNPLACED,) else 99)
+             by_op: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
+    order = (*GROUPS, UNPLACED)
+    groups = sorted({g for run in per_run for g in run}, key=lambda g: order.index(g) if g in order else len(order))
     ms = {g: round(statistics.median(run.get(g, 0.0) for run in per_run), 3) for g in groups}
     total = sum(ms.values())
+    # inside each group, by the runtime's op type (mean ms per run), largest first
+    ops: dict[str, dict[str, float]] = {}
+    for (group, op), v in sorted((by_op or {}).items(), key=lambda kv: -kv[1]):
+        ops.setdefault(group, {})[op] = round(v / max(len(per_run), 1), 3)
     return {"groups_ms": ms, "groups_pct": {g: round(100 * v / total, 1) if total else 0.0 for g, v in ms.items()},
             "counted_ms": round(total, 3), "wall_ms": round(statistics.median(wall_ms), 3), "runs": len(per_run),
-            # what the unplaced time is, by op type (mean ms per run): layout reorders, fused norms
-            "unplaced_by_op_ms": {k: round(v / max(len(per_run), 1), 3) for k, v in
-                                  sorted((unplaced_ops or {}).items(), key=lambda kv: -kv[1])}}
+            "ops_ms": ops, "unplaced_by_op_ms": ops.get(UNPLACED, {})}
 
 
 def profile_onnxruntime(onnx_path: str | Path, groups: dict[str, str], threads: int, runs: int = 40,
@@ -133,7 +135,7 @@ def profile_onnxruntime(onnx_path: str | Path, groups: dict[str, str], threads: 
     # each timed run is a "model_run" window; a node's kernel events inside it are that run's
     windows = sorted((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("name") == "model_run")[warmup:]
     per_run: list[dict[str, float]] = [{} for _ in windows]
-    unplaced: dict[str, float] = {}
+    by_op: dict[tuple[str, str], float] = {}
     starts = [w[0] for w in windows]
     for e in trace:
         if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
@@ -143,10 +145,9 @@ def profile_onnxruntime(onnx_path: str | Path, groups: dict[str, str], threads: 
             continue
         group = _lookup(groups, e["name"][: -len("_kernel_time")])
         per_run[i][group] = per_run[i].get(group, 0.0) + e["dur"] / 1000
-        if group == UNPLACED:
-            op = e.get("args", {}).get("op_name", "?")
-            unplaced[op] = unplaced.get(op, 0.0) + e["dur"] / 1000
-    return _summary(per_run, [(b - a) / 1000 for a, b in windows], unplaced)
+        key = (group, e.get("args", {}).get("op_name", "?"))
+        by_op[key] = by_op.get(key, 0.0) + e["dur"] / 1000
+    return _summary(per_run, [(b - a) / 1000 for a, b in windows], by_op)
 
 
 def profile_openvino(xml_path: str | Path, groups: dict[str, str], threads: int, runs: int = 40,
@@ -177,7 +178,7 @@ def profile_openvino(xml_path: str | Path, groups: dict[str, str], threads: int,
     for _ in range(warmup):
         request.infer({0: x})
     per_run, wall = [], []
-    unplaced: dict[str, float] = {}
+    by_op: dict[tuple[str, str], float] = {}
     for _ in range(runs):
         t0 = time.perf_counter()
         request.infer({0: x})
@@ -189,7 +190,6 @@ def profile_openvino(xml_path: str | Path, groups: dict[str, str], threads: int,
             group = placed.get(p.node_name, UNPLACED)
             ms = p.real_time.total_seconds() * 1000
             run[group] = run.get(group, 0.0) + ms
-            if group == UNPLACED:
-                unplaced[p.node_type] = unplaced.get(p.node_type, 0.0) + ms
+            by_op[group, p.node_type] = by_op.get((group, p.node_type), 0.0) + ms
         per_run.append(run)
-    return _summary(per_run, wall, unplaced)
+    return _summary(per_run, wall, by_op)
