@@ -13,6 +13,21 @@ from edgeseg.errors import EdgesegError
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
+def session_options(threads: int | None = None):
+    """The ``onnxruntime.SessionOptions`` every edgeseg session runs with (the profiler too)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    # Idle worker threads sleep instead of spinning (ONNX Runtime's default). Measured on the
+    # default student at 512, 2 shared cores: 2 threads 123 -> 92 ms with spinning off; a
+    # spinning pool also steals the core from the pre/post-processing and from other models.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    return opts
+
+
 class OnnxRuntimeAdapter(Adapter):
     """An ``.onnx`` model through ``onnxruntime.InferenceSession``."""
 
@@ -30,14 +45,7 @@ class OnnxRuntimeAdapter(Adapter):
         missing = [p for p in chosen if p not in available]
         if missing:
             raise EdgesegError(f"{path}: execution provider(s) {missing} not available; this onnxruntime has {available}")
-        opts = ort.SessionOptions()
-        # Idle worker threads sleep instead of spinning (ONNX Runtime's default). Measured on the
-        # default student at 512, 2 shared cores: 2 threads 123 -> 92 ms with spinning off; a
-        # spinning pool also steals the core from the pre/post-processing and from other models.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
+        opts = session_options(threads)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own exception types

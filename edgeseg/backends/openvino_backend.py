@@ -12,6 +12,19 @@ from edgeseg.errors import EdgesegError
 HINTS = ("LATENCY", "THROUGHPUT")
 
 
+def compile_config(device: str, hint: str, threads: int | None, inference_precision: str | None) -> dict:
+    """The properties every edgeseg OpenVINO model is compiled with (the profiler too)."""
+    config: dict = {"PERFORMANCE_HINT": hint}
+    if inference_precision and device.startswith("CPU"):
+        # Measured: on a CPU with AVX512-BF16 the CPU plugin defaults to bf16 and an FP32 IR
+        # then differs from torch by ~1.0 in the logits (flipped prototype argmaxes);
+        # pinning f32 brings it to 6e-5. Pass None to let OpenVINO choose (faster, inexact).
+        config["INFERENCE_PRECISION_HINT"] = inference_precision
+    if threads and device.startswith("CPU"):
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    return config
+
+
 class OpenVINOAdapter(Adapter):
     """An OpenVINO IR compiled for ``device``; outputs found by their tensor names."""
 
@@ -32,16 +45,9 @@ class OpenVINOAdapter(Adapter):
         device = "CPU" if device.lower() == "cpu" else device.upper()
         if device != "AUTO" and not any(d.startswith(device) for d in core.available_devices):
             raise EdgesegError(f"{path}: OpenVINO device {device!r} not present; available: {core.available_devices}")
-        config = {"PERFORMANCE_HINT": hint}
-        if inference_precision and device.startswith("CPU"):
-            # Measured: on a CPU with AVX512-BF16 the CPU plugin defaults to bf16 and an FP32 IR
-            # then differs from torch by ~1.0 in the logits (flipped prototype argmaxes);
-            # pinning f32 brings it to 6e-5. Pass None to let OpenVINO choose (faster, inexact).
-            config["INFERENCE_PRECISION_HINT"] = inference_precision
-        if threads and device.startswith("CPU"):
-            config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
-            self.compiled = core.compile_model(core.read_model(str(path)), device, config)
+            self.compiled = core.compile_model(core.read_model(str(path)), device,
+                                               compile_config(device, hint, threads, inference_precision))
         except Exception as exc:  # openvino raises RuntimeError subclasses
             raise EdgesegError(f"{path}: OpenVINO could not compile the model for {device} ({str(exc).splitlines()[0]})") from exc
         self.request = self.compiled.create_infer_request()

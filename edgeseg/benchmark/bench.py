@@ -27,7 +27,7 @@ import numpy as np
 
 from edgeseg.assets import SHIPPED_MODEL
 from edgeseg.benchmark.artifacts import Artifact, build_artifact
-from edgeseg.benchmark.measure import (machine_description, peak_rss_mb, sgemm_peak_gflops_per_core,
+from edgeseg.benchmark.measure import (HEADLINE_FRAME, machine_description, peak_rss_mb, sgemm_peak_gflops_per_core,
                                        summarize_ms, time_interleaved)
 from edgeseg.errors import EdgesegError
 from edgeseg.formats import RUNTIME_OF, check_combo, model_bytes
@@ -123,7 +123,6 @@ def _load(art: Artifact, threads: int):
 # Camera-sized frames (width, height) every row is timed on, besides the val images: the cost of
 # a frame a device actually gets, letterbox resize and full-resolution upsampling included.
 CAMERA_FRAMES: tuple[tuple[int, int], ...] = ((1280, 720), (640, 480))
-HEADLINE_FRAME = "1280x720"
 
 
 def bench_frames(dataset, frames: tuple[str, ...] = ()) -> dict[str, np.ndarray]:

@@ -11,6 +11,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+# the frame a benchmark row's headline ``fps`` / ``frame_ms`` is on: a 1280x720 camera frame
+HEADLINE_FRAME = "1280x720"
+
 
 def time_interleaved(steps: Mapping[str, Callable[[], dict[str, float]]], runs: int, warmup: int = 5,
                      on_round: Callable[[int], None] | None = None) -> dict[str, dict[str, list[float]]]:

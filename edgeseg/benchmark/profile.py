@@ -120,9 +120,9 @@ def profile_onnxruntime(onnx_path: str | Path, groups: dict[str, str], threads: 
     """Per-group kernel time of ONNX Runtime (CPU) from its profiler, median over ``runs``."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
+    from edgeseg.backends.onnxruntime_backend import session_options
+
+    opts = session_options(threads)  # the adapter's own settings, plus the profiler
     opts.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
         opts.profile_file_prefix = str(Path(tmp) / "ort")
@@ -159,9 +159,11 @@ def profile_openvino(xml_path: str | Path, groups: dict[str, str], threads: int,
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(xml_path)), "CPU", {
-        "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads,
-        "PERF_COUNT": True})
+    from edgeseg.backends.openvino_backend import compile_config
+
+    # the adapter's own defaults (latency hint, f32), plus the per-layer counters
+    config = {**compile_config("CPU", "LATENCY", threads, "f32"), "PERF_COUNT": True}
+    compiled = core.compile_model(core.read_model(str(xml_path)), "CPU", config)
     # executed node -> group, by the original layers it fused (the first that has a group)
     placed: dict[str, str] = {}
     for op in compiled.get_runtime_model().get_ordered_ops():

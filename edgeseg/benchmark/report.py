@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgeseg.benchmark.measure import HEADLINE_FRAME
+
 # The issue's goals for the student against the teacher a user would otherwise run.
 GOAL_SPEEDUP = 15.0
 GOAL_PQ_SHARE = 85.0
@@ -58,7 +60,7 @@ def _fmt(v: Any, spec: str = "") -> str:
 
 def markdown_table(doc: dict) -> str:
     """The rows as a markdown table (failed rows keep their reason), then the teacher comparison."""
-    headline = doc.get("timed", {}).get("headline", "1280x720")  # the frame a row's frame_ms / fps are on
+    headline = doc.get("timed", {}).get("headline", HEADLINE_FRAME)  # the frame a row's frame_ms / fps are on
     head = (f"| model | runtime | precision | size | threads | status | MB | {headline} ms (p90) | FPS {headline} | "
             "FPS 640x480 | FPS val | forward ms | peak RSS MB | PQ | SQ | RQ | PQ th / st | mIoU | GMACs | eff. % | Pareto |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]

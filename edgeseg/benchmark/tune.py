@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg.assets import SHIPPED_MODEL
-from edgeseg.benchmark.bench import HEADLINE_FRAME
+from edgeseg.benchmark.measure import HEADLINE_FRAME
 from edgeseg.errors import EdgesegError
 from edgeseg.profiles import DeviceProfile
 
