@@ -48,6 +48,10 @@ class ModelConfig:
     nheads: int = 8
     ffn_dim: int = 2048
     deformable: bool = False  # PEM's DCNv2 3x3 convs; torch only (no TFLite/ONNX route)
+    # x2 step of the pixel decoder's top-down path: "transposed" (PEM's 4x4 stride-2 transposed
+    # conv, bilinear-initialised) or "bilinear" (a fixed bilinear resize, no weights: the
+    # transposed convs were half the decoder's time in every runtime, benchmarks/results/profile.md)
+    upsample: str = "transposed"
     # edgeseg's own additions, off by default (PEM as published). They were tuned on the built-in
     # synthetic data, where a thing's class is its shape alone (one seed, 600 steps, random init;
     # docs/architecture.md); models/pem_mnv3l_additions_512.yaml (the earlier demo student) turns all four on.
@@ -55,6 +59,10 @@ class ModelConfig:
     semantic_aux: bool = False  # per-pixel semantic head on mask features (training loss only)
     mask_coords: bool = False  # learned projection of a sine position code added to mask features
     mask_shape_class: bool = False  # class logits from scale-normalised final-mask silhouettes (shape_head.py)
+
+    def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ConfigError(f"model.upsample: {self.upsample!r} is not one of {UPSAMPLE_MODES}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,7 @@ class DistillConfig:
 
 
 AMP_MODES = ("off", "bf16", "fp16")  # train.amp
+UPSAMPLE_MODES = ("transposed", "bilinear")  # model.upsample
 
 
 @dataclass(frozen=True)

@@ -146,3 +146,27 @@ def test_deformable_switch_runs_in_torch():
     out["pred_masks"].sum().backward()
     names = [n for n, _ in model.named_modules() if n.endswith("offset_mask")]
     assert len(names) == 3
+
+
+def test_bilinear_upsample_has_no_transposed_conv_and_resizes_the_conv_output():
+    from edgeseg.modeling.pixel_decoder import UpBlock
+
+    model = build_pem(tiny_model_config(upsample="bilinear")).eval()
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in build_pem(tiny_model_config()).modules())
+    block = UpBlock(8, deformable=False, learned=False).eval()
+    x = torch.randn(1, 8, 5, 7)
+    expected = torch.nn.functional.interpolate(block.conv(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(block(x), expected)
+    assert block(x).shape == (1, 8, 10, 14)
+    out = model(torch.randn(1, 3, 64, 64))
+    assert out["pred_masks"].shape[-2:] == (16, 16)
+    exported = torch.export.export(ExportWrapper(model), (torch.randn(1, 3, 64, 64),), strict=False)
+    assert exported.module()(torch.zeros(1, 3, 64, 64))[1].shape == (1, model.cfg.num_queries, 16, 16)
+
+
+def test_unknown_upsample_mode_names_the_config_key():
+    from edgeseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.upsample"):
+        tiny_model_config(upsample="nearest")

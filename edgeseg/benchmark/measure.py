@@ -104,7 +104,7 @@ def machine_description() -> dict:
                     break
     except OSError:
         pass
-    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimdhp", "asimddp")
-           if f in flags]
+    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
+                       "asimd", "asimdhp", "asimddp") if f in flags]
     return {"cpu": model, "arch": platform.machine(), "cores": os.cpu_count(), "isa": isa,
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}

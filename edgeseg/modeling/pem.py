@@ -29,7 +29,7 @@ class PEM(nn.Module):
         self.backbone = Backbone(cfg.backbone, image_size or cfg.image_size, cfg.backbone_weights,
                                  cfg.backbone_kwargs)
         self.pixel_decoder = PEMPixelDecoder(
-            self.backbone.channels, cfg.pixel_dim, cfg.mask_dim, cfg.deformable, cfg.mask_coords
+            self.backbone.channels, cfg.pixel_dim, cfg.mask_dim, cfg.deformable, cfg.mask_coords, cfg.upsample
         )
         self.decoder = PEMTransformerDecoder(
             pixel_dim=cfg.pixel_dim,
