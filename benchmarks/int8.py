@@ -18,6 +18,7 @@ Writes ``benchmarks/results/int8.json`` and ``int8.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -73,6 +74,9 @@ def main() -> None:
     ap.add_argument("--accuracy-control-demo", action="store_true")
     ap.add_argument("--extra-recipes", nargs="*", default=[], help="more recipe files, one row each")
     ap.add_argument("--merge", action="store_true", help="keep int8.json rows this run does not redo")
+    ap.add_argument("--validation-images", type=int, default=0, metavar="N",
+                    help="PQ check on N val images instead of the recipe's (200: the whole split)")
+    ap.add_argument("--results", default="int8", help="results file stem under benchmarks/results (default int8)")
     args = ap.parse_args()
     work = Path(args.work)
     weights = Path(args.weights)
@@ -98,7 +102,10 @@ def main() -> None:
         print(f"== {name}", flush=True)
         try:
             fp32 = export(weights, fmt, "fp32", args.imgsz, out=work / f"{fmt}_fp32", check=False, overwrite=True)
-            q = quantize(weights, fmt, data=args.data, recipe=recipe_path, max_pq_drop=max_drop, imgsz=args.imgsz,
+            recipe = load_recipe(recipe_path)
+            if args.validation_images:
+                recipe = dataclasses.replace(recipe, validation_images=args.validation_images)
+            q = quantize(weights, fmt, data=args.data, recipe=recipe, max_pq_drop=max_drop, imgsz=args.imgsz,
                          out=work / f"{name}_int8", overwrite=True)
         except EdgesegError as exc:
             row.update(status="failed", reason=str(exc))
@@ -135,16 +142,17 @@ def main() -> None:
     command = "python benchmarks/int8.py " + " ".join(sys.argv[1:])
     for r in rows:
         r["command"] = command
-    if args.merge and (out / "int8.json").exists():
+    dest = out / f"{args.results}.json"
+    if args.merge and dest.exists():
         done = {r["name"] for r in rows}
-        old = json.loads((out / "int8.json").read_text())
+        old = json.loads(dest.read_text())
         rows = [r for r in old["rows"] if r["name"] not in done] + rows
         for r in rows:
             r.setdefault("command", old.get("command"))
     doc = {"command": "python benchmarks/int8.py " + " ".join(sys.argv[1:]), "weights": str(weights),
            "machine": machine_description(),
            "date": time.strftime("%Y-%m-%d"), "input_size": args.imgsz, "timed_runs": args.runs, "rows": rows}
-    atomic_write_bytes(out / "int8.json", json.dumps(doc, indent=2).encode())
+    atomic_write_bytes(dest, json.dumps(doc, indent=2).encode())
     lines = ["| runtime | recipe | PQ FP32 torch | PQ INT8 | drop | FP32 ms 1t / 2t | INT8 ms 1t / 2t | speed-up 1t / 2t | "
              "size FP32 -> INT8 MB | kept float |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -159,7 +167,7 @@ def main() -> None:
     m = doc["machine"]
     lines += ["", (f"{weights}, {args.imgsz} px, median of {args.runs} after warm-up, FP32 and INT8 interleaved; "
                    f"{m['cpu']} ({m['arch']}, {m['cores']} cores, {' '.join(m['isa'])}); command: {doc['command']}")]
-    atomic_write_bytes(out / "int8.md", ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(dest.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
 

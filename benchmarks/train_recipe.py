@@ -30,6 +30,7 @@ CONFIG = "models/pem_mnv3l_additions_512.yaml"  # the earlier demo student (four
 TEACHER_CONFIG = "models/teacher_swint.yaml"
 CALIBRATION_IMAGES = 100
 _SHAPE = ["train.shape_pretrain_steps=2400", "train.shape_pretrain_images=600"]
+_EDGE_HEAD = ["model.upsample=bilinear", "model.dec_layers=3", "model.name=pem_mnv3s_512"]
 # recipe -> stages, each the ``--set`` overrides of one ``edgeseg train`` call on the same --out
 RECIPES = {
     "quick": [["train.steps=450", "train.warmup_steps=50", *_SHAPE]],
@@ -44,9 +45,21 @@ RECIPES = {
     # PEM as published on ImageNet EfficientNet-Lite0 (pip weights) at the shipped student's
     # budget: 2900 steps x 8 at 256 px, no warm start (the plain student has no shape head)
     "lite0_default": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100"]],
+    # the edge-sized heads of benchmarks/head_sizing.py on ImageNet MobileNetV3-Small (TF), at the
+    # same budget: bilinear x2 in the pixel decoder, 3 decoder layers, pixel / mask width 96 or 128
+    "mnv3s_p96_d3": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100", *_EDGE_HEAD,
+                      "model.pixel_dim=96", "model.mask_dim=96"]],
+    "mnv3s_p128_d3": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100", *_EDGE_HEAD]],
+    # the p96 head at twice the steps: about the Lite0 run's wall-clock (a MobileNetV3-Small step
+    # costs about half an EfficientNet-Lite0 one)
+    "mnv3s_p96_d3_5800": [["train.steps=5800", "train.eval_every=500", "train.eval_images=100", *_EDGE_HEAD,
+                           "model.pixel_dim=96", "model.mask_dim=96"]],
 }
 # recipes on another config than the default student's
-RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "lite0_default": "models/pem_lite0_512.yaml"}
+RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "lite0_default": "models/pem_lite0_512.yaml",
+                  **{r: "models/pem_mnv3s_tf_512.yaml" for r in ("mnv3s_p96_d3", "mnv3s_p128_d3", "mnv3s_p96_d3_5800")}}
+# recipes whose config names no weights it can fetch offline: --backbone-weights FILE is required
+NEEDS_WEIGHTS_FILE = ("mnv3s_p96_d3", "mnv3s_p128_d3", "mnv3s_p96_d3_5800")
 
 
 def config_of(recipe: str) -> str:
@@ -115,12 +128,19 @@ def main() -> None:
     ap.add_argument("--out", help="run directory (default runs/<recipe>)")
     ap.add_argument("--time-limit", type=float, default=0.0, help="stop after N minutes (resumable)")
     ap.add_argument("--record-only", action="store_true")
+    ap.add_argument("--backbone-weights", metavar="FILE",
+                    help="ImageNet backbone weights as a timm state-dict file (model.backbone_weights)")
     args = ap.parse_args()
     out = args.out or f"runs/{args.recipe}"
     stages = RECIPES[args.recipe]
-    argvs = [["train", "--config", config_of(args.recipe), "--out", out, "--data", args.data, "--set", *overrides]
-             for overrides in stages]
-    command = (" && ".join("edgeseg " + " ".join(shlex.quote(a) for a in argv) for argv in argvs)
+    if args.recipe in NEEDS_WEIGHTS_FILE and not args.backbone_weights and not args.record_only:
+        raise SystemExit(f"recipe {args.recipe} needs --backbone-weights FILE (docs/training.md, 'Pretrained backbones')")
+    weights_set = [f"model.backbone_weights={args.backbone_weights}"] if args.backbone_weights else []
+    argvs = [["train", "--config", config_of(args.recipe), "--out", out, "--data", args.data, "--set", *overrides,
+              *weights_set] for overrides in stages]
+    shown = ["model.backbone_weights=FILE"] if args.recipe in NEEDS_WEIGHTS_FILE else weights_set
+    command = (" && ".join("edgeseg " + " ".join(shlex.quote(a) for a in [*argv[:len(argv) - len(weights_set)], *shown])
+                           for argv in argvs)
                + f" && edgeseg calibrate --weights {out}/model.pt --data {args.data} --images {CALIBRATION_IMAGES}"
                + f" && edgeseg eval --weights {out}/model.pt --data {args.data}")
     if not Path(args.data).exists():

@@ -14,7 +14,7 @@ from edgeseg.backends import load
 from edgeseg.errors import ConfigError
 from edgeseg.quantization import QuantizeError, quantize, resolve_recipe
 from edgeseg.quantization.calibration import CalibrationError
-from edgeseg.quantization.recipe import default_recipe, load_recipe
+from edgeseg.quantization.recipe import QuantRecipe, default_recipe, load_recipe
 from tests.conftest import SHIPPED, SMALL
 
 pytest.importorskip("nncf")
@@ -81,6 +81,30 @@ def test_onnx_int8_holds_int8_weights_and_runs(shipped_exports, shipped_data, tm
     assert any(n.op_type == "DequantizeLinear" for n in model.graph.node)
     assert sorted(p.name for p in res.path.parent.iterdir()) == ["edgeseg.json", "model.onnx", "quantization.json"]
     _check_runs(res.path, shipped_data)
+
+
+def test_onnx_int8_all_op_types_keeps_int8_between_the_convs(shipped_exports, shipped_data, tmp_path):
+    """onnx_op_types: [] quantizes every type ONNX Runtime can (Add, Mul, Resize, ...), not only the
+    convs and matmuls; reduce_range gives 7-bit weights (|w| <= 63)."""
+    import onnx
+    from onnx import numpy_helper
+
+    res = _quantize("onnx", shipped_exports, shipped_data, tmp_path / "onnx_all", onnx_op_types=[], reduce_range=True)
+    _check_real_pq(res.report)
+    model = onnx.load(str(res.path))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    # an Add whose inputs both come out of DequantizeLinear and whose output goes into a Q node
+    dq_adds = [n for n in model.graph.node if n.op_type == "Add"
+               and all(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear" for i in n.input)]
+    assert dq_adds, "no Add between quantized tensors"
+    weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(weights) > 10 and max(int(abs(w.astype(int)).max()) for w in weights if w.size > 16) <= 64
+    assert "reduce_range=True" in res.report["engine"]["engine"]
+
+
+def test_onnx_quant_format_is_checked():
+    with pytest.raises(ConfigError, match="onnx_quant_format"):
+        QuantRecipe(format="onnx", engine="onnxruntime", onnx_quant_format="qlinear").validate()
 
 
 def test_tflite_weight_only_int8_holds_int8_weights_and_runs(shipped_exports, shipped_data, tmp_path):

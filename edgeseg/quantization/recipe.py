@@ -21,6 +21,7 @@ from edgeseg.formats import FORMATS
 ENGINES = {name: fmt.int8_engines for name, fmt in FORMATS.items() if fmt.int8_engines}
 PRESETS = ("mixed", "performance")
 TFLITE_MODES = ("weight_only_int8", "dynamic_int8", "static_int8")
+ONNX_QUANT_FORMATS = ("qdq", "qoperator")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,13 @@ class QuantRecipe:
     ignored_names: list[str] = field(default_factory=list)
     ignored_patterns: list[str] = field(default_factory=list)
     per_channel: bool = True  # onnxruntime engine
+    # onnxruntime engine: the op types given Q/DQ pairs (empty: every type ONNX Runtime can
+    # quantize, so int8 tensors flow through Add / Mul / Resize / pooling between the convs)
+    onnx_op_types: list[str] = field(default_factory=lambda: ["Conv", "ConvTranspose", "MatMul", "Gemm"])
+    # onnxruntime engine: 7-bit weights, for x86 CPUs without VNNI, where ONNX Runtime's u8s8
+    # kernels sum pairs of products in int16 with saturation (ONNX Runtime's quantization docs)
+    reduce_range: bool = False
+    onnx_quant_format: str = "qdq"  # onnxruntime engine: "qdq" or "qoperator" (QLinear* nodes)
     tflite_mode: str = "weight_only_int8"  # see tflite_int8.py (ai-edge-quantizer) and tflite_pt2e.py (litert-torch)
     notes: str = ""
 
@@ -50,6 +58,8 @@ class QuantRecipe:
             raise ConfigError(f"{where}: engine {self.engine!r} not available for {self.format}; choose {ENGINES[self.format]}")
         if self.preset not in PRESETS:
             raise ConfigError(f"{where}: preset must be one of {PRESETS}, got {self.preset!r}")
+        if self.onnx_quant_format not in ONNX_QUANT_FORMATS:
+            raise ConfigError(f"{where}: onnx_quant_format must be one of {ONNX_QUANT_FORMATS}, got {self.onnx_quant_format!r}")
         if self.tflite_mode not in TFLITE_MODES:
             raise ConfigError(f"{where}: tflite_mode must be one of {TFLITE_MODES}, got {self.tflite_mode!r}")
         if self.engine == "litert-torch" and self.tflite_mode != "static_int8":
