@@ -83,20 +83,33 @@ def test_onnx_int8_holds_int8_weights_and_runs(shipped_exports, shipped_data, tm
     _check_runs(res.path, shipped_data)
 
 
-def test_onnx_int8_all_op_types_keeps_int8_between_the_convs(shipped_exports, shipped_data, tmp_path):
-    """onnx_op_types: [] quantizes every type ONNX Runtime can (Add, Mul, Resize, ...), not only the
-    convs and matmuls; reduce_range gives 7-bit weights (|w| <= 63)."""
+PIXEL_SIDE_OPS = ["Conv", "MatMul", "Gemm", "Relu", "Clip", "Sigmoid", "GlobalAveragePool", "ReduceMean", "Add", "Mul",
+                  "Resize", "Concat"]
+
+
+def test_onnx_int8_elementwise_ops_are_int8_in_the_pixel_side_only(shipped_exports, shipped_data, tmp_path):
+    """onnx_op_types with Add / Mul: int8 tensors flow through the backbone's and pixel decoder's
+    additions, while the decoder's (position codes, the mask exclusion before the prototype
+    argmax) stay float; reduce_range gives 7-bit weights (|w| <= 64)."""
     import onnx
     from onnx import numpy_helper
 
-    res = _quantize("onnx", shipped_exports, shipped_data, tmp_path / "onnx_all", onnx_op_types=[], reduce_range=True)
+    from edgeseg.export.scopes import onnx_node_groups
+
+    res = _quantize("onnx", shipped_exports, shipped_data, tmp_path / "onnx_px", onnx_op_types=PIXEL_SIDE_OPS,
+                    reduce_range=True)
     _check_real_pq(res.report)
+    groups = onnx_node_groups(shipped_exports("onnx").path)
     model = onnx.load(str(res.path))
     producer = {o: n for n in model.graph.node for o in n.output}
-    # an Add whose inputs both come out of DequantizeLinear and whose output goes into a Q node
-    dq_adds = [n for n in model.graph.node if n.op_type == "Add"
-               and all(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear" for i in n.input)]
-    assert dq_adds, "no Add between quantized tensors"
+
+    def int8_fed(node) -> bool:
+        return all(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear" for i in node.input)
+
+    adds = [n for n in model.graph.node if n.op_type == "Add" and n.name in groups]
+    assert any(int8_fed(n) for n in adds if groups[n.name] == "pixel_decoder"), "no int8 Add in the pixel decoder"
+    decoder_adds = [n for n in adds if groups[n.name] == "transformer_decoder"]
+    assert decoder_adds and not any(int8_fed(n) for n in decoder_adds)
     weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert len(weights) > 10 and max(int(abs(w.astype(int)).max()) for w in weights if w.size > 16) <= 64
     assert "reduce_range=True" in res.report["engine"]["engine"]

@@ -22,49 +22,9 @@ from typing import Any
 
 import numpy as np
 
-GROUPS = ("backbone", "pixel_decoder", "transformer_decoder", "heads")
+from edgeseg.export.scopes import GROUPS, group_of_scope, onnx_node_groups  # noqa: F401 (re-exported)
+
 UNPLACED = "unplaced"  # time of nodes no module scope could be found for (reorders, constants)
-# module scopes (under the student) of each group; the heads sit inside the decoder module
-_HEAD_SCOPES = ("class_embed", "mask_embed", "shape_head", "sem_head", "mask_pool")
-
-
-def group_of_scope(scope: str) -> str | None:
-    """The group of a torch module path such as ``model.decoder.class_embed.layers.0``."""
-    parts = scope.split(".")
-    if "model" in parts:
-        parts = parts[parts.index("model") + 1:]
-    if not parts:
-        return None
-    if any(p in _HEAD_SCOPES for p in parts):
-        return "heads"
-    return {"backbone": "backbone", "pixel_decoder": "pixel_decoder", "decoder": "transformer_decoder"}.get(parts[0])
-
-
-def onnx_node_groups(onnx_path: str | Path) -> dict[str, str]:
-    """ONNX node name -> group, from the module scopes the torch exporter recorded per node."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    groups = {}
-    for node in model.graph.node:
-        meta = {p.key: p.value for p in node.metadata_props}
-        scopes = meta.get("pkg.torch.onnx.name_scopes")
-        if not scopes:
-            continue
-        try:
-            names = json.loads(scopes.replace("'", '"'))
-        except ValueError:
-            continue
-        # the deepest scope that names a module of ours decides
-        for scope in reversed(names):
-            group = group_of_scope(scope)
-            if group:
-                # by node name and by output names: ONNX Runtime's layout pass (NCHWc) renames
-                # the nodes it rewrites after their outputs
-                for key in (node.name, *node.output):
-                    groups.setdefault(key, group)
-                break
-    return groups
 
 
 def _lookup(groups: dict[str, str], name: str) -> str:

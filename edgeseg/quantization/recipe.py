@@ -47,6 +47,9 @@ class QuantRecipe:
     # onnxruntime engine: 7-bit weights, for x86 CPUs without VNNI, where ONNX Runtime's u8s8
     # kernels sum pairs of products in int16 with saturation (ONNX Runtime's quantization docs)
     reduce_range: bool = False
+    # onnxruntime engine: Add / Mul nodes get int8 only in these parts of the student (the rest
+    # stay float; see onnx_int8._ELEMENTWISE), when onnx_op_types lets them be quantized at all
+    elementwise_int8_in: list[str] = field(default_factory=lambda: ["backbone", "pixel_decoder"])
     onnx_quant_format: str = "qdq"  # onnxruntime engine: "qdq" or "qoperator" (QLinear* nodes)
     tflite_mode: str = "weight_only_int8"  # see tflite_int8.py (ai-edge-quantizer) and tflite_pt2e.py (litert-torch)
     notes: str = ""
