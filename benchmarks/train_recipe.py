@@ -50,16 +50,18 @@ RECIPES = {
     "mnv3s_p96_d3": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100", *_EDGE_HEAD,
                       "model.pixel_dim=96", "model.mask_dim=96"]],
     "mnv3s_p128_d3": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100", *_EDGE_HEAD]],
-    # the p96 head at twice the steps: about the Lite0 run's wall-clock (a MobileNetV3-Small step
-    # costs about half an EfficientNet-Lite0 one)
-    "mnv3s_p96_d3_5800": [["train.steps=5800", "train.eval_every=500", "train.eval_images=100", *_EDGE_HEAD,
-                           "model.pixel_dim=96", "model.mask_dim=96"]],
+    # the same with the backbone at the full learning rate (the small backbone's ImageNet
+    # features need more adapting), and with 6 decoder layers
+    "mnv3s_p96_d3_bb1": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100", *_EDGE_HEAD,
+                          "model.pixel_dim=96", "model.mask_dim=96", "train.backbone_lr_mult=1.0"]],
+    "mnv3s_p96_d6_bb1": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100", *_EDGE_HEAD,
+                          "model.pixel_dim=96", "model.mask_dim=96", "train.backbone_lr_mult=1.0", "model.dec_layers=6"]],
 }
 # recipes on another config than the default student's
 RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "lite0_default": "models/pem_lite0_512.yaml",
-                  **{r: "models/pem_mnv3s_tf_512.yaml" for r in ("mnv3s_p96_d3", "mnv3s_p128_d3", "mnv3s_p96_d3_5800")}}
+                  **{r: "models/pem_mnv3s_tf_512.yaml" for r in RECIPES if r.startswith("mnv3s_")}}
 # recipes whose config names no weights it can fetch offline: --backbone-weights FILE is required
-NEEDS_WEIGHTS_FILE = ("mnv3s_p96_d3", "mnv3s_p128_d3", "mnv3s_p96_d3_5800")
+NEEDS_WEIGHTS_FILE = tuple(r for r in RECIPES if r.startswith("mnv3s_"))
 
 
 def config_of(recipe: str) -> str:
@@ -118,7 +120,10 @@ def _backbone_weights(out) -> dict | None:
     from edgeseg.checkpoint import load_checkpoint
 
     last = Path(out) / "last.pt"
-    return load_checkpoint(last).get("backbone_weights") if last.is_file() else None
+    record = load_checkpoint(last).get("backbone_weights") if last.is_file() else None
+    if record and record.get("file"):  # the file's name (the sha256 identifies it), not this machine's path
+        record = {**record, "file": Path(record["file"]).name}
+    return record
 
 
 def main() -> None:
