@@ -33,6 +33,11 @@ class ModelConfig:
     backbone_weights: str | None = None
     # extra timm.create_model arguments the weights were made with (e.g. {pad_type: same, bn_eps: 0.001})
     backbone_kwargs: dict[str, Any] | None = None
+    # blocks kept per stage of a timm EfficientNet / MobileNet backbone (its ``blocks`` stages),
+    # the first ones of each stage, after the ImageNet weights are loaded: a depth-pruned
+    # pretrained backbone (e.g. EfficientNet-Lite0 [1, 2, 2, 1, 1, 1, 1] of [1, 2, 2, 3, 3, 4, 1]);
+    # None keeps every block
+    backbone_blocks: list[int] | None = None
     # Input normalisation on the 0-255 scale, owned by the backbone's weights (ImageNet statistics
     # for timm's PyTorch-trained models; TF-origin weights want 127.5 / 127.5). It travels with
     # the checkpoint into every export's metadata, so preprocessing always matches training.

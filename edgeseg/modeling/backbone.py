@@ -35,7 +35,7 @@ class Backbone(nn.Module):
     """
 
     def __init__(self, name: str, image_size: int, weights: str | None = None,
-                 timm_kwargs: dict | None = None) -> None:
+                 timm_kwargs: dict | None = None, keep_blocks: list[int] | None = None) -> None:
         super().__init__()
         kwargs: dict = dict(timm_kwargs or {})
         if _fixed_input_size(name):  # Swin's attention masks depend on the input size
@@ -50,6 +50,8 @@ class Backbone(nn.Module):
             from edgeseg.modeling.pretrained import load_backbone_weights
 
             self.weights = load_backbone_weights(self.body, str(weights), name)
+        if keep_blocks is not None:
+            prune_blocks(self.body, keep_blocks, name)
         info = self.body.feature_info
         picks = pyramid_indices(name, list(info.reduction()))
         self.levels = picks
@@ -64,6 +66,24 @@ class Backbone(nn.Module):
             feats = [f.permute(0, 3, 1, 2).contiguous() for f in feats]
         return feats
 
+
+
+def prune_blocks(body: nn.Module, keep: list[int], name: str) -> None:
+    """Keep the first ``keep[i]`` blocks of stage ``i`` of a timm EfficientNet / MobileNet.
+
+    Only blocks after the first of a stage are dropped: those keep the stage's width and
+    stride (residual blocks), so the pyramid's shapes do not change and the kept blocks keep
+    their pretrained weights."""
+    stages = getattr(body, "blocks", None)
+    if not isinstance(stages, nn.Sequential) or not all(isinstance(s, nn.Sequential) for s in stages):
+        raise ValueError(f"backbone {name}: model.backbone_blocks needs a timm EfficientNet / MobileNet "
+                         "(stages of blocks under .blocks)")
+    have = [len(s) for s in stages]
+    if len(keep) != len(have) or any(not 1 <= k <= n for k, n in zip(keep, have)):
+        raise ValueError(f"backbone {name}: model.backbone_blocks {list(keep)} must give 1..n blocks for each of "
+                         f"its {len(have)} stages, which have {have}")
+    for i, k in enumerate(keep):
+        stages[i] = stages[i][:k]
 
 
 def _fixed_input_size(name: str) -> bool:

@@ -27,7 +27,7 @@ class PEM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = Backbone(cfg.backbone, image_size or cfg.image_size, cfg.backbone_weights,
-                                 cfg.backbone_kwargs)
+                                 cfg.backbone_kwargs, cfg.backbone_blocks)
         self.pixel_decoder = PEMPixelDecoder(
             self.backbone.channels, cfg.pixel_dim, cfg.mask_dim, cfg.deformable, cfg.mask_coords, cfg.upsample
         )
