@@ -33,6 +33,11 @@ sys.path.insert(0, str(ROOT))
 _BILINEAR = ["model.upsample=bilinear"]
 _MNV3S = "models/pem_mnv3s_tf_512.yaml"
 _LITE0 = "models/pem_lite0_512.yaml"
+# a 64-wide decoder: hidden 64, 4 heads (16 channels each), FFN 512, 3 layers
+_H64 = ["model.pixel_dim=64", "model.mask_dim=64", "model.hidden_dim=64", "model.nheads=4", "model.ffn_dim=512",
+        "model.dec_layers=3"]
+_H64_M96 = [*_H64, "model.mask_dim=96"]  # OpenVINO ran mask_dim 64 markedly slower than 96 (see the table)
+_KEEP = "model.backbone_blocks=[1,2,2,1,1,1,1]"  # of EfficientNet-Lite0's [1,2,2,3,3,4,1]
 # name -> (config, --set overrides); "lite0_pem" is the shipped student's head as it was.
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "lite0_pem": (_LITE0, []),
@@ -49,8 +54,13 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "mnv3s_bilinear_p96_d3": (_MNV3S, [*_BILINEAR, "model.pixel_dim=96", "model.mask_dim=96", "model.dec_layers=3"]),
     "mnv3s_bilinear_p128_m64_d3": (_MNV3S, [*_BILINEAR, "model.mask_dim=64", "model.dec_layers=3"]),
     "mnv3s_bilinear_p64_d6": (_MNV3S, [*_BILINEAR, "model.pixel_dim=64", "model.mask_dim=64"]),
-    "mnv3s_bilinear_p64_h64_d3": (_MNV3S, [*_BILINEAR, "model.pixel_dim=64", "model.mask_dim=64", "model.hidden_dim=64",
-                                           "model.nheads=4", "model.ffn_dim=512", "model.dec_layers=3"]),
+    "mnv3s_bilinear_p64_h64_d3": (_MNV3S, [*_BILINEAR, *_H64]),
+    "mnv3s_bilinear_p96_d6": (_MNV3S, [*_BILINEAR, "model.pixel_dim=96", "model.mask_dim=96"]),
+    # EfficientNet-Lite0 with the tiny head, full depth and depth-pruned (_KEEP blocks per stage)
+    "lite0_bilinear_p64_m96_h64_d3": (_LITE0, [*_BILINEAR, *_H64_M96]),
+    "lite0k_bilinear_p64_m64_h64_d3": (_LITE0, [*_BILINEAR, _KEEP, *_H64]),
+    "lite0k_bilinear_p64_m96_h64_d3": (_LITE0, [*_BILINEAR, _KEEP, *_H64_M96]),
+    "lite0k_bilinear_p96_m96_h64_d3": (_LITE0, [*_BILINEAR, _KEEP, *_H64_M96, "model.pixel_dim=96"]),
 }
 
 
@@ -83,7 +93,8 @@ def run_timing(args) -> dict:
     info = {}
     for name in names:
         weights = twin(name, root)
-        models[name] = student_onnx(weights, args.imgsz, root / "timing")
+        cached = root / "timing" / weights.stem / "onnx" / "model.onnx"  # the twin's export, when made before
+        models[name] = cached if cached.exists() else student_onnx(weights, args.imgsz, root / "timing")
         cfg = config_from_checkpoint(load_checkpoint(weights), str(weights))
         mi = model_info(cfg, args.imgsz)
         info[name] = {"params_m": mi["params_inference_m"], "gmacs": mi["gmacs"]}
@@ -96,7 +107,8 @@ def run_timing(args) -> dict:
 
 # trained candidates -> the recipe (benchmarks/train_recipe.py) whose JSON holds their PQ; the
 # baseline is the shipped Lite0 student's own run at the same budget
-TRAINED = {"lite0_pem": "lite0_default", "mnv3s_bilinear_p96_d3": "mnv3s_p96_d3", "mnv3s_bilinear_d3": "mnv3s_p128_d3"}
+TRAINED = [("lite0_pem", "lite0_default"), ("mnv3s_bilinear_p96_d3", "mnv3s_p96_d3"),
+           ("mnv3s_bilinear_p96_d3", "mnv3s_p96_d3_bb1"), ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3")]
 
 
 def _cell(rows: list[dict], model: str, runtime: str, threads: int) -> float | None:
@@ -112,27 +124,28 @@ def record(args) -> dict:
     timing = json.loads((root / "timing.json").read_text())
     rows = timing["rows"]
     cells = [(rt, t) for rt in ("onnxruntime", "openvino") for t in sorted({r["threads"] for r in rows})]
-    training = {}
-    for name, recipe in TRAINED.items():
+    training: dict[str, list[dict]] = {}
+    for name, recipe in TRAINED:
         path = ROOT / "benchmarks" / "results" / f"recipe_{recipe}.json"
         if path.exists():
             r = json.loads(path.read_text())
             at = r.get("at_export_size") or {}
-            training[name] = {"recipe": recipe, "steps": r["steps"], "finished": r["finished"],
+            training.setdefault(name, []).append({"recipe": recipe, "overrides": r["overrides"], "steps": r["steps"], "finished": r["finished"],
                               "train_minutes": r["train_minutes"], "val_images": r["val_images"],
                               "input_size": at.get("input_size"),
                               "pq": round(at["pq"]["pq"], 2), "pq_things": round(at["things"]["pq"], 2),
                               "pq_stuff": round(at["stuff"]["pq"], 2), "miou": round(at["miou"], 2),
-                              "pq_ci95": at.get("pq_ci95"), "command": r["command"]}
+                              "pq_ci95": at.get("pq_ci95"), "command": r["command"]})
     table = []
     for name in [n for n in CANDIDATES if any(r["model"] == n for r in rows)]:
         ms = {f"{rt}_{t}t": _cell(rows, name, rt, t) for rt, t in cells}
         yolo = {f"{rt}_{t}t": _cell(rows, "yolo26n-seg", rt, t) for rt, t in cells}
-        table.append({"candidate": name, "config": CANDIDATES[name][0], "overrides": CANDIDATES[name][1],
-                      **timing["complexity"][name], "forward_ms": ms,
-                      "no_slower_than_yolo": all(ms[k] <= yolo[k] for k in ms), **training.get(name, {})})
+        base = {"candidate": name, "config": CANDIDATES[name][0], "overrides": CANDIDATES[name][1],
+                **timing["complexity"][name], "forward_ms": ms, "no_slower_than_yolo": all(ms[k] <= yolo[k] for k in ms)}
+        table += [{**base, **t} for t in training.get(name, [{}])]
     fits = [r for r in table if r["no_slower_than_yolo"] and "pq" in r]
-    chosen = max(fits, key=lambda r: r["pq"])["candidate"] if fits else None
+    best = max(fits, key=lambda r: r["pq"]) if fits else None
+    chosen = f"{best['candidate']} ({best['recipe']})" if best else None
     doc = {"what": "PEM heads sized for the edge: FP32 forward at 512 beside YOLO26n-seg (one interleaved run, "
                    "random-init twins) and PQ of the trained candidates at the shipped student's budget",
            "commands": {"time": "python benchmarks/head_sizing.py --time --yolo-onnx YOLO26N_SEG.onnx",
@@ -145,14 +158,15 @@ def record(args) -> dict:
     dest = ROOT / "benchmarks" / "results" / "head_sizing.json"
     atomic_write_bytes(dest, json.dumps(doc, indent=2).encode())
     head = " | ".join(f"{rt} {t}t ms" for rt, t in cells)
-    lines = [f"| candidate | params M | GMACs | {head} | <= YOLO26n-seg | PQ | things | stuff |",
-             "|---|---|---|" + "---|" * len(cells) + "---|---|---|---|",
+    lines = [f"| candidate | params M | GMACs | {head} | <= YOLO26n-seg | recipe | PQ | things | stuff |",
+             "|---|---|---|" + "---|" * len(cells) + "---|---|---|---|---|",
              f"| yolo26n-seg (instance only) | - | - | " + " | ".join(f"{doc['yolo26n_seg_ms'][f'{rt}_{t}t']:.1f}"
-                                                                  for rt, t in cells) + " | - | - | - | - |"]
+                                                                  for rt, t in cells) + " | - | - | - | - | - |"]
     for r in table:
         lines.append(f"| {r['candidate']} | {r['params_m']:.2f} | {r['gmacs']:.2f} | "
                      + " | ".join(f"{r['forward_ms'][f'{rt}_{t}t']:.1f}" for rt, t in cells)
-                     + f" | {'yes' if r['no_slower_than_yolo'] else 'no'} | {r.get('pq', '-')} | {r.get('pq_things', '-')} | "
+                     + f" | {'yes' if r['no_slower_than_yolo'] else 'no'} | {r.get('recipe', '-')} | {r.get('pq', '-')} | "
+                     f"{r.get('pq_things', '-')} | "
                      f"{r.get('pq_stuff', '-')} |")
     m = doc["machine"]
     lines += ["", f"FP32 forward at {doc['imgsz']}, median of {doc['runs']} after {doc['warmup']} warm-up, all models "

@@ -56,9 +56,16 @@ RECIPES = {
                           "model.pixel_dim=96", "model.mask_dim=96", "train.backbone_lr_mult=1.0"]],
     "mnv3s_p96_d6_bb1": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100", *_EDGE_HEAD,
                           "model.pixel_dim=96", "model.mask_dim=96", "train.backbone_lr_mult=1.0", "model.dec_layers=6"]],
+    # EfficientNet-Lite0 depth-pruned to 9 of its 16 blocks with a 64-wide decoder (mask width 96),
+    # the head_sizing candidate that fits YOLO26n-seg's forward time; the Lite0 recipe otherwise
+    "lite0k_p64_m96_h64_d3": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100",
+                               "model.upsample=bilinear", "model.dec_layers=3", "model.name=pem_lite0k_512",
+                               "model.backbone_blocks=[1,2,2,1,1,1,1]", "model.pixel_dim=64", "model.mask_dim=96",
+                               "model.hidden_dim=64", "model.nheads=4", "model.ffn_dim=512"]],
 }
 # recipes on another config than the default student's
 RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "lite0_default": "models/pem_lite0_512.yaml",
+                  "lite0k_p64_m96_h64_d3": "models/pem_lite0_512.yaml",
                   **{r: "models/pem_mnv3s_tf_512.yaml" for r in RECIPES if r.startswith("mnv3s_")}}
 # recipes whose config names no weights it can fetch offline: --backbone-weights FILE is required
 NEEDS_WEIGHTS_FILE = tuple(r for r in RECIPES if r.startswith("mnv3s_"))
