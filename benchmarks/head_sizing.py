@@ -116,6 +116,12 @@ def _cell(rows: list[dict], model: str, runtime: str, threads: int) -> float | N
     return hit["median_ms"] if hit else None
 
 
+def _recipe_cell(r: dict) -> str:
+    if "recipe" not in r:
+        return "-"
+    return r["recipe"] if r["finished"] else f"{r['recipe']} (stopped at step {r['steps']})"
+
+
 def record(args) -> dict:
     """head_sizing.json / .md from the timing run and the trained candidates' recipe JSONs."""
     from edgeseg.data.image_io import atomic_write_bytes
@@ -129,7 +135,9 @@ def record(args) -> dict:
         path = ROOT / "benchmarks" / "results" / f"recipe_{recipe}.json"
         if path.exists():
             r = json.loads(path.read_text())
-            at = r.get("at_export_size") or {}
+            # an unfinished run is scored at its serving size by train_recipe.py --record-only
+            at = r.get("at_export_size") or {"input_size": 512, "pq": r["pq"], "things": r["things"],
+                                              "stuff": r["stuff"], "miou": r["miou"], "pq_ci95": r.get("pq_ci95")}
             training.setdefault(name, []).append({"recipe": recipe, "overrides": r["overrides"], "steps": r["steps"], "finished": r["finished"],
                               "train_minutes": r["train_minutes"], "val_images": r["val_images"],
                               "input_size": at.get("input_size"),
@@ -165,7 +173,7 @@ def record(args) -> dict:
     for r in table:
         lines.append(f"| {r['candidate']} | {r['params_m']:.2f} | {r['gmacs']:.2f} | "
                      + " | ".join(f"{r['forward_ms'][f'{rt}_{t}t']:.1f}" for rt, t in cells)
-                     + f" | {'yes' if r['no_slower_than_yolo'] else 'no'} | {r.get('recipe', '-')} | {r.get('pq', '-')} | "
+                     + f" | {'yes' if r['no_slower_than_yolo'] else 'no'} | {_recipe_cell(r)} | {r.get('pq', '-')} | "
                      f"{r.get('pq_things', '-')} | "
                      f"{r.get('pq_stuff', '-')} |")
     m = doc["machine"]
