@@ -168,7 +168,7 @@ def record(args) -> dict:
     head = " | ".join(f"{rt} {t}t ms" for rt, t in cells)
     lines = [f"| candidate | params M | GMACs | {head} | <= YOLO26n-seg | recipe | PQ | things | stuff |",
              "|---|---|---|" + "---|" * len(cells) + "---|---|---|---|---|",
-             f"| yolo26n-seg (instance only) | - | - | " + " | ".join(f"{doc['yolo26n_seg_ms'][f'{rt}_{t}t']:.1f}"
+             "| yolo26n-seg (instance only) | - | - | " + " | ".join(f"{doc['yolo26n_seg_ms'][f'{rt}_{t}t']:.1f}"
                                                                   for rt, t in cells) + " | - | - | - | - | - |"]
     for r in table:
         lines.append(f"| {r['candidate']} | {r['params_m']:.2f} | {r['gmacs']:.2f} | "

@@ -45,7 +45,11 @@ def main() -> None:
     import numpy as np
 
     from edgeseg.backends import load
-    from edgeseg.benchmark.measure import machine_description, summarize_ms, time_interleaved
+    from edgeseg.benchmark.measure import (
+        machine_description,
+        summarize_ms,
+        time_interleaved,
+    )
     from edgeseg.data.image_io import atomic_write_bytes
     from edgeseg.export import export
     from edgeseg.quantization import quantize

@@ -170,3 +170,20 @@ def test_unknown_upsample_mode_names_the_config_key():
 
     with pytest.raises(ConfigError, match="model.upsample"):
         tiny_model_config(upsample="nearest")
+
+
+def test_backbone_blocks_prunes_stages_and_keeps_the_pyramid():
+    full = Backbone("mobilenetv3_small_100", 64)
+    have = [len(s) for s in full.body.blocks]
+    keep = [1] * len(have)
+    pruned = Backbone("mobilenetv3_small_100", 64, keep_blocks=keep)
+    assert [len(s) for s in pruned.body.blocks] == keep and sum(have) > len(have)
+    x = torch.randn(1, 3, 64, 64)
+    assert [f.shape for f in pruned(x)] == [f.shape for f in full(x)]
+    assert count_parameters(pruned) < count_parameters(full)
+    model = build_pem(tiny_model_config(backbone_blocks=keep)).eval()
+    assert [len(s) for s in model.backbone.body.blocks] == keep
+    with pytest.raises(ValueError, match="model.backbone_blocks"):
+        Backbone("mobilenetv3_small_100", 64, keep_blocks=[1, 2])
+    with pytest.raises(ValueError, match="model.backbone_blocks"):
+        Backbone("mobilenetv3_small_100", 64, keep_blocks=[h + 1 for h in have])

@@ -1,11 +1,9 @@
 """timm backbones as a 4-level feature pyramid (strides 4, 8, 16, 32), always NCHW."""
 from __future__ import annotations
 
-
 import timm
 import torch
 from torch import nn
-
 
 PYRAMID_STRIDES = (4, 8, 16, 32)
 

@@ -13,7 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import DeformConv2d
 
-from edgeseg.modeling.position_encoding import PositionEmbeddingSine, add_projected_position
+from edgeseg.modeling.position_encoding import (
+    PositionEmbeddingSine,
+    add_projected_position,
+)
 
 
 def conv_bn_relu(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
