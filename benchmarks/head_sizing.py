@@ -1,13 +1,14 @@
 """A PEM head sized for the edge: candidates timed side by side with YOLO26n-seg, then trained.
 
     python benchmarks/head_sizing.py --time --yolo-onnx runs/peer_latency/yolo/yolo26n-seg.onnx
-    python benchmarks/train_recipe.py mnv3s_p96_d3 --backbone-weights FILE   # (and mnv3s_p128_d3)
+    python benchmarks/train_recipe.py mnv3s_p96_d3 --backbone-weights FILE   # each recipe of TRAINED
+    python benchmarks/train_recipe.py lite0k_p64_m96_h64_d3
     python benchmarks/head_sizing.py                      # re-read both stages, write the tables
 
 The candidates change sizes, not PEM's idea (prototype cross-attention, CSM pixel decoder):
 the pixel decoder's x2 step (PEM's transposed conv or a fixed bilinear resize), its width,
-the decoder's layers and FFN width, the number of queries, and the backbone (EfficientNet-Lite0
-or MobileNetV3-Small, both ImageNet). The timing stage exports a random-init twin of each
+the decoder's layers and FFN width, the number of queries, and the backbone (EfficientNet-Lite0,
+full or depth-pruned, or MobileNetV3-Small, all ImageNet). The timing stage exports a random-init twin of each
 candidate to ONNX and times its FP32 forward in ONNX Runtime and OpenVINO at 1 and 2 threads,
 interleaved with YOLO26n-seg in one process (``benchmarks/peer_latency.py``). The candidates
 that fit YOLO26n-seg's times are trained by ``benchmarks/train_recipe.py`` at the shipped
