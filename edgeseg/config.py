@@ -22,6 +22,9 @@ from edgeseg.errors import ConfigError
 from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
+UPSAMPLE_MODES = ("transposed", "bilinear")  # model.upsample
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a PEM student (docs/architecture.md)."""
@@ -139,7 +142,6 @@ class DistillConfig:
 
 
 AMP_MODES = ("off", "bf16", "fp16")  # train.amp
-UPSAMPLE_MODES = ("transposed", "bilinear")  # model.upsample
 
 
 @dataclass(frozen=True)
