@@ -63,9 +63,13 @@ RECIPES = {
                                "model.backbone_blocks=[1,2,2,1,1,1,1]", "model.pixel_dim=64", "model.mask_dim=96",
                                "model.hidden_dim=64", "model.nheads=4", "model.ffn_dim=512"]],
 }
+# the same pruned-Lite0 head at twice the budget (its curve was still rising at 2900)
+RECIPES["lite0k_p64_m96_h64_d3_5800"] = [
+    ["train.steps=5800", *RECIPES["lite0k_p64_m96_h64_d3"][0][1:]]]
 # recipes on another config than the default student's
 RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "lite0_default": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3": "models/pem_lite0_512.yaml",
+                  "lite0k_p64_m96_h64_d3_5800": "models/pem_lite0_512.yaml",
                   **{r: "models/pem_mnv3s_tf_512.yaml" for r in RECIPES if r.startswith("mnv3s_")}}
 # recipes whose config names no weights it can fetch offline: --backbone-weights FILE is required
 NEEDS_WEIGHTS_FILE = tuple(r for r in RECIPES if r.startswith("mnv3s_"))
