@@ -167,10 +167,18 @@ def test_teacher_trains_with_the_student_trainer_and_evaluates(tmp_path, tiny_da
     assert {"loss_kd_class", "loss_kd_mask", "loss_kd_dice", "loss_kd_feat"} <= set(rows[-1])
     assert load(tmp_path / "student" / "model.pt").labels.num_classes == 13
 
-    # a student checkpoint is not a teacher
-    bad = dataclasses.replace(kd_cfg, kd=DistillConfig(teacher=str(tmp_path / "student" / "model.pt")))
-    with pytest.raises(Exception, match="not a Mask2Former teacher"):
-        train(tiny_model_config(), bad, tmp_path / "student2", progress=False)
+    # a trained student is a teacher too (teacher-assistant): the KD terms, feature KD included, train
+    from edgeseg.modeling.teacher import load_teacher, teacher_feature_dim
+
+    assistant = load_teacher(tmp_path / "student" / "model.pt", CocoPanoptic(tiny_data, "val").class_names, 64)
+    assert not assistant.training and not any(p.requires_grad for p in assistant.parameters())
+    assert teacher_feature_dim(assistant) == tiny_model_config().mask_dim
+    ta_cfg = dataclasses.replace(kd_cfg, kd=dataclasses.replace(kd_cfg.kd, teacher=str(tmp_path / "student" / "model.pt")))
+    assert train(tiny_model_config(), ta_cfg, tmp_path / "student2", progress=False)["finished"]
+    rows = [json.loads(line) for line in (tmp_path / "student2" / "log.jsonl").read_text().splitlines()]
+    assert all(rows[-1][k] > 0 for k in ("loss_kd_mask", "loss_kd_dice", "loss_kd_feat"))
+    with pytest.raises(ConfigError, match="trained on classes"):
+        load_teacher(tmp_path / "student" / "model.pt", ["a", "b"], 64)
 
 
 def test_info_counts_the_teacher():

@@ -295,7 +295,7 @@ def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelS
         return None, None
     if isinstance(model_cfg, TeacherConfig):
         raise ConfigError("train.kd.teacher is set while training a teacher; distillation trains a student")
-    from edgeseg.modeling.teacher import load_teacher
+    from edgeseg.modeling.teacher import load_teacher, teacher_feature_dim
     from edgeseg.training.distillation import DistillationLoss
 
     teacher = load_teacher(kd.teacher, labels.class_names, train_cfg.image_size).to(device)
@@ -303,7 +303,7 @@ def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelS
     if kd.feature_weight > 0:
         teacher.return_features = True
         model.return_features = True
-        teacher_dim = teacher.hf.config.mask_feature_size
+        teacher_dim = teacher_feature_dim(teacher)
     distiller = DistillationLoss(kd, getattr(model_cfg, "mask_dim", 0), teacher_dim).to(device)
     return teacher, distiller
 
