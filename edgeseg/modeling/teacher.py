@@ -156,8 +156,7 @@ def load_teacher(path: str | Path, class_names: Sequence[str], image_size: int) 
     Its label space must be the data set's: an edgeseg checkpoint's class names must equal
     ``class_names``; a transformers checkpoint is mapped to them by name.
     """
-    from edgeseg.checkpoint import load_checkpoint, load_state_into
-    from edgeseg.config import model_config_from_dict
+    from edgeseg.checkpoint import load_checkpoint
     from edgeseg.modeling.build import model_from_checkpoint
 
     path = Path(path)
@@ -169,11 +168,7 @@ def load_teacher(path: str | Path, class_names: Sequence[str], image_size: int) 
         if theirs != list(class_names):
             raise ConfigError(f"teacher {path} was trained on classes {theirs[:6]}... but the data set has "
                               f"{list(class_names)[:6]}...; distil on the teacher's data set")
-        if ckpt["model_config"].get("arch") == "mask2former":
-            teacher = build_teacher(model_config_from_dict(ckpt["model_config"], f"{path}: model_config"), image_size)
-            load_state_into(teacher, ckpt["model"], f"teacher checkpoint {path}")
-        else:  # a student as teacher-assistant
-            teacher = model_from_checkpoint(ckpt, str(path), image_size=image_size)
+        teacher = model_from_checkpoint(ckpt, str(path), image_size=image_size)  # Mask2Former or PEM
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
