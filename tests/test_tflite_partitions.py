@@ -1,0 +1,41 @@
+"""The XNNPACK partition map of a .tflite file: partitions, the ops left out, their student part."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export.tflite_partitions import partition_map, scope_of_tensor
+
+litert_torch = pytest.importorskip("litert_torch")
+pytest.importorskip("ai_edge_litert")
+
+
+def test_scope_of_tensor_reads_litert_torch_names():
+    name = ("edgeseg.modeling.pem.ExportWrapper/edgeseg.modeling.pem.PEM_model/"
+            "torch.nn.modules.linear.Linear_class_embed;other")
+    assert scope_of_tensor(name) == "model.class_embed"
+
+
+class _SplitByArgmax(torch.nn.Module):
+    """conv -> argmax (not an XNNPACK op) -> float again -> conv: two partitions around one op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.b = torch.nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x):
+        index = self.a(x).argmax(dim=1, keepdim=True)
+        return self.b(index.float())
+
+
+def test_partition_map_finds_the_op_that_splits_the_graph(tmp_path):
+    path = tmp_path / "split.tflite"
+    litert_torch.convert(_SplitByArgmax().eval(), (torch.randn(1, 3, 16, 16),)).export(str(path))
+    found = partition_map(path)
+    assert found["partitions"] >= 2 and found["not_delegated_by_op"].get("ARG_MAX") == 1
+    # every op is either in a partition or listed as left out
+    assert sum(found["partition_ops"]) + len(found["not_delegated"]) == found["ops"]
+    with pytest.raises(EdgesegError, match="no .tflite file"):
+        partition_map(tmp_path / "missing.tflite")
