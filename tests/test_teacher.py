@@ -168,7 +168,7 @@ def test_teacher_trains_with_the_student_trainer_and_evaluates(tmp_path, tiny_da
     assert load(tmp_path / "student" / "model.pt").labels.num_classes == 13
 
     # a trained student is a teacher too (teacher-assistant): the KD terms, feature KD included, train
-    from edgeseg.modeling.teacher import load_teacher, teacher_feature_dim
+    from edgeseg.modeling.build import load_teacher, teacher_feature_dim
 
     assistant = load_teacher(tmp_path / "student" / "model.pt", CocoPanoptic(tiny_data, "val").class_names, 64)
     assert not assistant.training and not any(p.requires_grad for p in assistant.parameters())

@@ -147,40 +147,6 @@ def teacher_from_hf_dir(path: str | Path, class_names: Sequence[str], image_size
     return teacher.eval()
 
 
-def load_teacher(path: str | Path, class_names: Sequence[str], image_size: int) -> nn.Module:
-    """A frozen, eval-mode teacher from an edgeseg checkpoint (``.pt``) or a transformers directory.
-
-    The checkpoint is a Mask2Former teacher, or a trained PEM student used as a
-    teacher-assistant (a larger student distilled into a smaller one: both return
-    ``pred_logits`` / ``pred_masks`` of the same label space, which is all the KD loss reads).
-    Its label space must be the data set's: an edgeseg checkpoint's class names must equal
-    ``class_names``; a transformers checkpoint is mapped to them by name.
-    """
-    from edgeseg.checkpoint import load_checkpoint
-    from edgeseg.modeling.build import model_from_checkpoint
-
-    path = Path(path)
-    if path.is_dir():
-        teacher = teacher_from_hf_dir(path, class_names, image_size)
-    else:
-        ckpt = load_checkpoint(path)
-        theirs = list(ckpt["label_space"]["class_names"])
-        if theirs != list(class_names):
-            raise ConfigError(f"teacher {path} was trained on classes {theirs[:6]}... but the data set has "
-                              f"{list(class_names)[:6]}...; distil on the teacher's data set")
-        teacher = model_from_checkpoint(ckpt, str(path), image_size=image_size)  # Mask2Former or PEM
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher.eval()
-
-
-def teacher_feature_dim(teacher: nn.Module) -> int:
-    """Channels of the ``pixel_features`` a teacher returns (Mask2Former or PEM student)."""
-    if isinstance(teacher, Mask2FormerTeacher):
-        return int(teacher.hf.config.mask_feature_size)
-    return int(teacher.cfg.mask_dim)
-
-
 def import_hf_teacher(hf_dir: str | Path, data: str | Path, out: str | Path, image_size: int = 512) -> Path:
     """Write an edgeseg teacher checkpoint from a transformers directory, mapped to ``data``'s classes.
 

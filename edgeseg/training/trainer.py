@@ -295,7 +295,7 @@ def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelS
         return None, None
     if isinstance(model_cfg, TeacherConfig):
         raise ConfigError("train.kd.teacher is set while training a teacher; distillation trains a student")
-    from edgeseg.modeling.teacher import load_teacher, teacher_feature_dim
+    from edgeseg.modeling.build import load_teacher, teacher_feature_dim
     from edgeseg.training.distillation import DistillationLoss
 
     teacher = load_teacher(kd.teacher, labels.class_names, train_cfg.image_size).to(device)
