@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,21 @@ def test_onnx_int8_elementwise_ops_are_int8_in_the_pixel_side_only(shipped_expor
 def test_onnx_quant_format_is_checked():
     with pytest.raises(ConfigError, match="onnx_quant_format"):
         QuantRecipe(format="onnx", engine="onnxruntime", onnx_quant_format="qlinear").validate()
+    with pytest.raises(ConfigError, match="onnx_weight_type"):
+        QuantRecipe(format="onnx", engine="onnxruntime", onnx_weight_type="int4").validate()
+
+
+def test_onnx_int8_uint8_weights(shipped_exports, shipped_data, tmp_path):
+    """onnx_weight_type uint8: the weights are stored uint8 (ONNX Runtime's u8u8 kernels, which
+    cannot saturate on AVX2), none int8, and the model still scores."""
+    import onnx
+
+    res = _quantize("onnx", shipped_exports, shipped_data, tmp_path / "onnx_u8", onnx_weight_type="uint8")
+    _check_real_pq(res.report)
+    model = onnx.load(str(res.path))
+    types = Counter(t.data_type for t in model.graph.initializer if len(t.dims) == 4)  # conv weights
+    assert types[onnx.TensorProto.UINT8] > 10 and types[onnx.TensorProto.INT8] == 0
+    assert "weights uint8" in res.report["engine"]["engine"]
 
 
 def test_tflite_weight_only_int8_holds_int8_weights_and_runs(shipped_exports, shipped_data, tmp_path):

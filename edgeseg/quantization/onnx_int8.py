@@ -124,13 +124,14 @@ def _quantize_onnxruntime(src: Path, dst: Path, data: QuantData, recipe: QuantRe
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     fmt = QuantFormat.QDQ if recipe.onnx_quant_format == "qdq" else QuantFormat.QOperator
     quantize_static(str(pre), str(raw), Reader(), quant_format=fmt, per_channel=recipe.per_channel,
-                    reduce_range=recipe.reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    reduce_range=recipe.reduce_range, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QUInt8 if recipe.onnx_weight_type == "uint8" else QuantType.QInt8,
                     nodes_to_exclude=scope, op_types_to_quantize=list(recipe.onnx_op_types) or None)
     model = onnx.load(str(raw))
     pre.unlink()
     raw.unlink()
     report["engine"] = (f"onnxruntime {onnxruntime.__version__} quantize_static {recipe.onnx_quant_format.upper()}, "
-                        f"per_channel={recipe.per_channel}, reduce_range={recipe.reduce_range}, "
+                        f"per_channel={recipe.per_channel}, reduce_range={recipe.reduce_range}, weights {recipe.onnx_weight_type}, "
                         f"op types {list(recipe.onnx_op_types) or 'all'}")
     return model
 

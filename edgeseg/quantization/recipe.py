@@ -22,6 +22,7 @@ ENGINES = {name: fmt.int8_engines for name, fmt in FORMATS.items() if fmt.int8_e
 PRESETS = ("mixed", "performance")
 TFLITE_MODES = ("weight_only_int8", "dynamic_int8", "static_int8")
 ONNX_QUANT_FORMATS = ("qdq", "qoperator")
+ONNX_WEIGHT_TYPES = ("int8", "uint8")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class QuantRecipe:
     # stay float; see onnx_int8._ELEMENTWISE), when onnx_op_types lets them be quantized at all
     elementwise_int8_in: list[str] = field(default_factory=lambda: ["backbone", "pixel_decoder"])
     onnx_quant_format: str = "qdq"  # onnxruntime engine: "qdq" or "qoperator" (QLinear* nodes)
+    # onnxruntime engine: weight type against uint8 activations: "int8" (u8s8 kernels, the fast
+    # ones with VNNI) or "uint8" (u8u8 kernels, which widen to int16 before multiplying and so
+    # cannot saturate on AVX2; benchmarks/int8_isa.py measures both on both CPU kinds)
+    onnx_weight_type: str = "int8"
     tflite_mode: str = "weight_only_int8"  # see tflite_int8.py (ai-edge-quantizer) and tflite_pt2e.py (litert-torch)
     notes: str = ""
 
@@ -63,6 +68,8 @@ class QuantRecipe:
             raise ConfigError(f"{where}: preset must be one of {PRESETS}, got {self.preset!r}")
         if self.onnx_quant_format not in ONNX_QUANT_FORMATS:
             raise ConfigError(f"{where}: onnx_quant_format must be one of {ONNX_QUANT_FORMATS}, got {self.onnx_quant_format!r}")
+        if self.onnx_weight_type not in ONNX_WEIGHT_TYPES:
+            raise ConfigError(f"{where}: onnx_weight_type must be one of {ONNX_WEIGHT_TYPES}, got {self.onnx_weight_type!r}")
         if self.tflite_mode not in TFLITE_MODES:
             raise ConfigError(f"{where}: tflite_mode must be one of {TFLITE_MODES}, got {self.tflite_mode!r}")
         if self.engine == "litert-torch" and self.tflite_mode != "static_int8":
