@@ -82,6 +82,32 @@ def test_onnx_int8_holds_int8_weights_and_runs(shipped_exports, shipped_data, tm
     assert any(n.op_type == "DequantizeLinear" for n in model.graph.node)
     assert sorted(p.name for p in res.path.parent.iterdir()) == ["edgeseg.json", "model.onnx", "quantization.json"]
     _check_runs(res.path, shipped_data)
+    _check_saturation_warning(res.path, expected=True)
+
+
+def _check_saturation_warning(path: Path, expected: bool) -> None:
+    """Loading on an x86 CPU without VNNI warns exactly when the weights are full-range int8
+    (the u8s8 kernels saturate there); with VNNI it never warns."""
+    import warnings
+
+    from edgeseg.backends import onnxruntime_backend as ortb
+
+    saved = ortb.cpu_flags
+    try:
+        ortb.cpu_flags = lambda: {"avx2", "fma"}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load(path)
+        hits = [w for w in caught if issubclass(w.category, ortb.Int8AccuracyWarning)]
+        assert len(hits) == int(expected), [str(w.message) for w in caught]
+        if expected:
+            assert "reduce_range" in str(hits[0].message) and str(path) in str(hits[0].message)
+        ortb.cpu_flags = lambda: {"avx2", "fma", "avx512f", "avx512_vnni"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ortb.Int8AccuracyWarning)
+            load(path)
+    finally:
+        ortb.cpu_flags = saved
 
 
 PIXEL_SIDE_OPS = ["Conv", "MatMul", "Gemm", "Relu", "Clip", "Sigmoid", "GlobalAveragePool", "ReduceMean", "Add", "Mul",
@@ -114,6 +140,7 @@ def test_onnx_int8_elementwise_ops_are_int8_in_the_pixel_side_only(shipped_expor
     weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert len(weights) > 10 and max(int(abs(w.astype(int)).max()) for w in weights if w.size > 16) <= 64
     assert "reduce_range=True" in res.report["engine"]["engine"]
+    _check_saturation_warning(res.path, expected=False)
 
 
 def test_onnx_quant_format_is_checked():
@@ -134,6 +161,7 @@ def test_onnx_int8_uint8_weights(shipped_exports, shipped_data, tmp_path):
     types = Counter(t.data_type for t in model.graph.initializer if len(t.dims) == 4)  # conv weights
     assert types[onnx.TensorProto.UINT8] > 10 and types[onnx.TensorProto.INT8] == 0
     assert "weights uint8" in res.report["engine"]["engine"]
+    _check_saturation_warning(res.path, expected=False)
 
 
 def test_tflite_weight_only_int8_holds_int8_weights_and_runs(shipped_exports, shipped_data, tmp_path):

@@ -94,6 +94,7 @@ def load_artifact(
     if fmt.exporter is None:
         raise EdgesegError(f"{path}: not an exported model (load it with edgeseg.load)")
     meta = read_metadata(path)
+    fmt.adapter_class().check_artifact(path, meta)
     adapter = fmt.adapter_class()(path, meta.input_size, meta.output_tensors, device=device, threads=threads,
                                   providers=providers, hint=hint, delegate=delegate)
     labels = LabelSpace(meta.class_names, meta.isthing, meta.category_ids)

@@ -55,6 +55,11 @@ class Adapter(ABC):
             out[name] = np.asarray(raw[tensor], np.float32)
         return out
 
+    @classmethod
+    def check_artifact(cls, path: str | Path, meta) -> None:
+        """Warn, before loading, when ``meta`` (the artifact's ``ModelMetadata``) says this
+        runtime will compute it less accurately on this machine than where it was checked."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source!r}, input_size={self.input_size})"
 
