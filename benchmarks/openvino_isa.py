@@ -40,6 +40,10 @@ CAPS = {
     "AVX512_CORE": "AVX-512 without VNNI (Intel Skylake-SP)",
     "AVX512_CORE_VNNI": "AVX-512 + VNNI (Intel Cascade Lake and later, AMD Zen 4)",
 }
+# /proc/cpuinfo flags a cap needs: a cap above the host's own instructions silently falls back
+# to what the host has, so such a row would be a copy of a lower one and is skipped
+NEEDS = {"AVX2": {"avx2"}, "AVX2_VNNI": {"avx2", "avx_vnni"}, "AVX512_CORE": {"avx512f"},
+         "AVX512_CORE_VNNI": {"avx512f", "avx512_vnni"}}
 
 
 def _profile(compiled, x) -> dict[str, float]:
@@ -86,6 +90,14 @@ def worker(fp32: str, int8: str, threads: list[int], runs: int, warmup: int, out
     os.replace(tmp, out)
 
 
+def _host_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return set()
+
+
 def _families(profile: dict[str, float]) -> dict[str, float]:
     """Kernel time folded into int8 kernels, float convolution / matmul kernels, and the rest."""
     fam: dict[str, float] = defaultdict(float)
@@ -112,6 +124,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--work", default="runs/openvino_isa")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "openvino_isa.json"))
+    ap.add_argument("--record-only", action="store_true", help="re-read the per-cap results in --work, no timing")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -128,14 +141,19 @@ def main() -> None:
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, skipped = [], {}
+    flags = _host_flags()
     for cap in args.caps:
+        if not NEEDS[cap] <= flags:
+            skipped[cap] = f"this CPU lacks {sorted(NEEDS[cap] - flags)}"
+            continue
         out = work / f"{cap}.json"
-        cmd = [sys.executable, __file__, "--worker", "--fp32", args.fp32, "--int8", args.int8, "--threads",
-               *map(str, args.threads), "--runs", str(args.runs), "--warmup", str(args.warmup), "--out", str(out)]
-        proc = subprocess.run(cmd, env={**os.environ, "ONEDNN_MAX_CPU_ISA": cap}, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"{cap}: worker failed:\n{proc.stderr[-3000:]}")
+        if not args.record_only:
+            cmd = [sys.executable, __file__, "--worker", "--fp32", args.fp32, "--int8", args.int8, "--threads",
+                   *map(str, args.threads), "--runs", str(args.runs), "--warmup", str(args.warmup), "--out", str(out)]
+            proc = subprocess.run(cmd, env={**os.environ, "ONEDNN_MAX_CPU_ISA": cap}, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"{cap}: worker failed:\n{proc.stderr[-3000:]}")
         res = json.loads(out.read_text())
         for t, cell in res["timing"].items():
             row = {"isa_cap": cap, "cpu_kind": CAPS[cap], "threads": int(t), "fp32_ms": cell["fp32"]["median_ms"],
@@ -147,9 +165,10 @@ def main() -> None:
         rows[-1]["int8_kernels_ms_1t"] = res["profile"]["int8"]
         rows[-1]["fp32_kernels_ms_1t"] = res["profile"]["fp32"]
     meta = read_metadata(Path(args.int8))
-    doc = {"command": "python benchmarks/openvino_isa.py " + " ".join(sys.argv[1:]), "openvino": ov.__version__,
+    doc = {"command": "python benchmarks/openvino_isa.py " + " ".join(a for a in sys.argv[1:] if a != "--record-only"), "openvino": ov.__version__,
            "model": meta.model_name, "imgsz": meta.input_size,
-           "runs": args.runs, "warmup": args.warmup, "machine": machine_description(), "rows": rows}
+           "runs": args.runs, "warmup": args.warmup, "machine": machine_description(), "rows": rows,
+           "skipped_caps": skipped}
     Path(args.json).write_text(json.dumps(doc, indent=2))
     Path(args.json).with_suffix(".md").write_text(_markdown(doc))
     print(_markdown(doc))
@@ -172,6 +191,8 @@ def _markdown(doc: dict) -> str:
     lines += ["", f"{doc['model']} at {doc['imgsz']}, forward only, median of {doc['runs']} after {doc['warmup']} warm-up, "
               f"FP32 and INT8 interleaved in one process per cap; OpenVINO {doc['openvino']}; host {m['cpu']} "
               f"({m['arch']}, {m['cores']} cores, {' '.join(m['isa'])}). Command: `{doc['command']}`"]
+    if doc.get("skipped_caps"):
+        lines += ["", "Not measured: " + "; ".join(f"{cap} ({why})" for cap, why in doc["skipped_caps"].items()) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -189,7 +189,7 @@ def main() -> None:
                        "no_slower": r["median_ms"] <= ref["median_ms"]})
     doc = {"what": "forward latency, FP32, side by side in one process: edgeseg students against YOLO26n-seg",
            "command": "python benchmarks/peer_latency.py --yolo-python ULTRALYTICS_VENV/bin/python "
-                      + " ".join(f"--student {s}" for s in args.student),
+                      + "--student " + " ".join(args.student),
            "machine": machine_description(), "imgsz": args.imgsz, "runs": args.runs, "warmup": args.warmup,
            "peer": peer, "students": students, "rows": rows, "student_over_yolo": ratios,
            "seconds": round(time.perf_counter() - start, 1)}
