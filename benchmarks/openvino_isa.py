@@ -90,14 +90,6 @@ def worker(fp32: str, int8: str, threads: list[int], runs: int, warmup: int, out
     os.replace(tmp, out)
 
 
-def _host_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return set()
-
-
 def _families(profile: dict[str, float]) -> dict[str, float]:
     """Kernel time folded into int8 kernels, float convolution / matmul kernels, and the rest."""
     fam: dict[str, float] = defaultdict(float)
@@ -142,7 +134,9 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     rows, skipped = [], {}
-    flags = _host_flags()
+    from edgeseg.backends.cpu import cpu_flags
+
+    flags = cpu_flags()
     for cap in args.caps:
         if not NEEDS[cap] <= flags:
             skipped[cap] = f"this CPU lacks {sorted(NEEDS[cap] - flags)}"

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from edgeseg.backends.cpu import cpu_flags
+
 _OV_KERNELS = """
 import json, numpy as np, openvino as ov
 from openvino import opset13 as ops
@@ -25,17 +27,9 @@ print(json.dumps([i.exec_type for i in request.get_profiling_info() if i.node_ty
 """
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return set()
-
-
 def test_openvino_kernels_follow_the_onednn_isa_cap():
     pytest.importorskip("openvino")
-    if "avx512f" not in _cpu_flags():
+    if "avx512f" not in cpu_flags():
         pytest.skip("needs an AVX-512 CPU to show a cap below it")
 
     def kernels(env: dict) -> list[str]:

@@ -1,7 +1,6 @@
 """ONNX Runtime adapter: an exported ``.onnx`` file, on the best execution provider present."""
 from __future__ import annotations
 
-import platform
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.backends.base import Adapter
+from edgeseg.backends.cpu import cpu_flags, is_x86
 from edgeseg.errors import EdgesegError
 
 # Tried in this order when present; a user can pass their own list.
@@ -19,25 +19,15 @@ class Int8AccuracyWarning(UserWarning):
     """An INT8 model will lose accuracy on this CPU that its INT8 check did not see."""
 
 
-def cpu_flags() -> set[str] | None:
-    """This x86 CPU's feature flags from /proc/cpuinfo; None when unknown (not Linux, not x86)."""
-    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "i386"):
-        return None
-    try:
-        with open("/proc/cpuinfo") as f:
-            return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return None
-
-
-def u8s8_saturates(flags: set[str] | None) -> bool:
+def u8s8_saturates() -> bool:
     """True on an x86 CPU without VNNI. There ONNX Runtime's uint8 x int8 kernels multiply with
     ``vpmaddubsw``, which adds each pair of products into int16 with saturation; VNNI
     (``vpdpbusd``) and ARM's dot-product kernels sum exactly in int32. Measured on the shipped
     student at 512, the same INT8 file on an emulated AVX2-only CPU against AVX-512 VNNI, on its
     50 INT8-check images: 89.7 % panoptic agreement, PQ 61.6 against 67.7 (torch 68.4;
     benchmarks/results/int8_isa_u8s8_50img.json)."""
-    return flags is not None and not ({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+    flags = cpu_flags()
+    return is_x86() and bool(flags) and not ({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
 
 
 def int8_weights_can_saturate(meta) -> bool:
@@ -92,7 +82,7 @@ class OnnxRuntimeAdapter(Adapter):
 
     @classmethod
     def check_artifact(cls, path: str | Path, meta) -> None:
-        if int8_weights_can_saturate(meta) and u8s8_saturates(cpu_flags()):
+        if int8_weights_can_saturate(meta) and u8s8_saturates():
             warnings.warn(
                 f"{path}: INT8 model with full-range int8 weights on a CPU without VNNI: ONNX Runtime's u8s8 "
                 "kernels saturate here, so its PQ can fall well below what its INT8 check measured on a VNNI or "

@@ -93,14 +93,14 @@ def machine_description() -> dict:
     """CPU model, core count and ISA flags relevant to inference kernels."""
     import platform
 
-    model, flags = platform.processor() or platform.machine(), set()
+    from edgeseg.backends.cpu import cpu_flags
+
+    model, flags = platform.processor() or platform.machine(), cpu_flags()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name") and model in ("", platform.machine()):
                     model = line.split(":", 1)[1].strip()
-                if line.startswith(("flags", "Features")):
-                    flags = set(line.split(":", 1)[1].split())
                     break
     except OSError:
         pass
