@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--work", default="runs/int8_onnx_ops")
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "int8_onnx_ops.json"))
     args = ap.parse_args()
 
     import numpy as np
@@ -85,7 +86,7 @@ def main() -> None:
         r.update(int8_ms=ms, fp32_ms=fp32_ms, speedup=round(fp32_ms / ms, 3))
     doc = {"command": "python benchmarks/int8_onnx_ops.py " + " ".join(sys.argv[1:]), "weights": args.weights,
            "machine": machine_description(), "imgsz": args.imgsz, "threads": args.threads, "runs": args.runs, "rows": rows}
-    dest = ROOT / "benchmarks" / "results" / "int8_onnx_ops.json"
+    dest = Path(args.json)
     atomic_write_bytes(dest, json.dumps(doc, indent=2).encode())
     for r in rows:
         print(f"{r['variant']:14s} PQ {r['pq_fp32_torch']} -> {r['pq_int8']} (drop {r['pq_drop']:+.2f}), "
