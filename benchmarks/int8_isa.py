@@ -209,18 +209,19 @@ def main() -> None:
         models[name], quant[name] = path, json.loads(report_path.read_text())
 
     dataset = CocoPanoptic(args.data, "val")
+    # every file carries the checkpoint's label space and thresholds, so the torch predictor's
+    # numpy post-processing serves all of them (no runtime session is needed in this process)
     reference = load(args.weights, input_size=args.imgsz, threads=1)
     torch_outputs = [reference.infer(reference.preprocess(dataset.load_raw(i).image)[0]) for i in range(args.images)]
+    res_t, pq_t = _score(reference, dataset, torch_outputs)
     rows = []
     for name, path in models.items():
         if args.models and name not in args.models:
             continue
-        predictor = load(path, threads=1)
         native, info_native = _load_npz(_run_worker(path, "native", args, work))
         avx2, info_avx2 = _load_npz(_run_worker(path, "avx2", args, work))
-        res_t, pq_t = _score(predictor, dataset, torch_outputs)
-        res_n, pq_n = _score(predictor, dataset, native)
-        res_a, pq_a = _score(predictor, dataset, avx2)
+        res_n, pq_n = _score(reference, dataset, native)
+        res_a, pq_a = _score(reference, dataset, avx2)
         row = {"model": name, "file": path.name, "quantize": quant.get(name),
                "pq_torch_fp32": pq_t, "pq_native": pq_n, "pq_avx2": pq_a,
                "native_vs_avx2": _compare(native, avx2, res_n, res_a),
@@ -234,8 +235,10 @@ def main() -> None:
     doc = {"command": "python benchmarks/int8_isa.py " + " ".join(sys.argv[1:]), "weights": args.weights,
            "imgsz": args.imgsz, "val_images": args.images, "host": machine_description(),
            "emulated": f"{QEMU} -cpu {EMULATED_CPU} (user-mode emulation; numerics only, no timing)", "rows": rows}
-    Path(args.json).write_text(json.dumps(doc, indent=2))
-    Path(args.json).with_suffix(".md").write_text(_markdown(doc))
+    from edgeseg.data.image_io import atomic_write_bytes
+
+    atomic_write_bytes(Path(args.json), json.dumps(doc, indent=2).encode())
+    atomic_write_bytes(Path(args.json).with_suffix(".md"), _markdown(doc).encode())
     print(_markdown(doc))
 
 

@@ -163,8 +163,10 @@ def main() -> None:
            "model": meta.model_name, "imgsz": meta.input_size,
            "runs": args.runs, "warmup": args.warmup, "machine": machine_description(), "rows": rows,
            "skipped_caps": skipped}
-    Path(args.json).write_text(json.dumps(doc, indent=2))
-    Path(args.json).with_suffix(".md").write_text(_markdown(doc))
+    from edgeseg.data.image_io import atomic_write_bytes
+
+    atomic_write_bytes(Path(args.json), json.dumps(doc, indent=2).encode())
+    atomic_write_bytes(Path(args.json).with_suffix(".md"), _markdown(doc).encode())
     print(_markdown(doc))
 
 
