@@ -69,11 +69,17 @@ RECIPES["lite0k_p64_m96_h64_d3_5800"] = [
 # the same at 2900 steps, distilled from the shipped Lite0 student as a teacher-assistant
 # (matched-query class + mask KD, the default weights)
 RECIPES["lite0k_p64_m96_h64_d3_kd"] = [[*RECIPES["lite0k_p64_m96_h64_d3"][0], "train.kd.teacher=models/pem_lite0_512.pt"]]
+# the distilled run extended to 5800 steps: its 2900-step run, then the horizon re-drawn to 5800
+# (the learning rate re-warms to 0.54x its peak and decays to 0 over 2900 more KD steps)
+RECIPES["lite0k_p64_m96_h64_d3_kd_5800"] = [
+    RECIPES["lite0k_p64_m96_h64_d3_kd"][0],
+    ["train.steps=5800", *RECIPES["lite0k_p64_m96_h64_d3_kd"][0][1:]]]
 # recipes on another config than the default student's
 RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "lite0_default": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_5800": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_kd": "models/pem_lite0_512.yaml",
+                  "lite0k_p64_m96_h64_d3_kd_5800": "models/pem_lite0_512.yaml",
                   **{r: "models/pem_mnv3s_tf_512.yaml" for r in RECIPES if r.startswith("mnv3s_")}}
 # recipes whose config names no weights it can fetch offline: --backbone-weights FILE is required
 NEEDS_WEIGHTS_FILE = tuple(r for r in RECIPES if r.startswith("mnv3s_"))
