@@ -56,7 +56,8 @@ def main() -> None:
         model = model_from_checkpoint(ckpt, str(weights), image_size=args.imgsz)
         for m in model.modules():
             if isinstance(m, PrototypeCrossAttention):
-                m.select_temperature = temperature
+                m.selection = name
+                m.select_temperature = temperature or m.select_temperature
         folder = work / name
         folder.mkdir()
         meta = _metadata(ckpt, weights, "tflite", "fp32", args.imgsz)

@@ -96,9 +96,73 @@ def test_soft_prototype_selection_matches_argmax_and_the_mask_rule():
     mask[0, 1, 3, :] = 1.0
     with torch.no_grad():
         hard = attn(query, torch.zeros_like(query), memory, pos, mask)
-        attn.select_temperature = 1e4
+        attn.selection = "soft"
         soft = attn(query, torch.zeros_like(query), memory, pos, mask)
     torch.testing.assert_close(soft, hard, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mask_fill", [-1.0, -5.0, 1.0])
+def test_onehot_prototype_selection_equals_argmax_and_gather(mask_fill):
+    """The XNNPACK form (max, ramps, batch matmul) picks exactly the argmax pixel, keeps the
+    mask rule and the per-query reset, for mostly-excluded, all-empty and all-allowed masks."""
+    torch.manual_seed(0)
+    attn = PrototypeCrossAttention(16, nheads=2).eval()
+    query, memory = torch.randn(2, 5, 16), torch.randn(2, 16, 6, 6)
+    pos = (torch.randn(8, 6), torch.randn(8, 6))
+    mask = torch.full((2, 5, 6, 6), mask_fill)
+    if mask_fill < 0:
+        mask[0, 0, 1, 2] = 0.5  # one pixel allowed
+        mask[1, 1, 3, :] = 30.0  # a row allowed
+        mask[1, 2] = torch.randn(6, 6) * 100  # large logits of both signs
+    with torch.no_grad():
+        hard = attn(query, torch.zeros_like(query), memory, pos, mask)
+        attn.selection = "onehot"
+        onehot = attn(query, torch.zeros_like(query), memory, pos, mask)
+    assert not torch.equal(hard, attn.norm(query))  # the update is not empty
+    torch.testing.assert_close(onehot, hard, atol=1e-5, rtol=1e-5)
+
+
+def test_unknown_prototype_selection_is_refused():
+    attn = PrototypeCrossAttention(16, nheads=2).eval()
+    attn.selection = "nearest"
+    with pytest.raises(ValueError, match="prototype selection"):
+        attn(torch.randn(1, 3, 16), torch.zeros(1, 3, 16), torch.randn(1, 16, 4, 4),
+             (torch.zeros(8, 4), torch.zeros(8, 4)), torch.ones(1, 3, 4, 4))
+
+
+def test_unit_ramp_is_clamp_for_every_magnitude():
+    from edgeseg.modeling.prototype_attention import unit_ramp
+
+    ends = torch.tensor([-1e30, -1e7, -1.0, 0.0, 1.0, 1.5, 3e7, 1e30])
+    assert torch.equal(unit_ramp(ends), ends.clamp(0.0, 1.0))  # exactly 0 / 1 at any magnitude
+    inside = torch.tensor([1e-7, 0.25, 0.5, 0.999])
+    torch.testing.assert_close(unit_ramp(inside), inside, atol=1e-7, rtol=0)
+
+
+def test_xnnpack_rewrite_keeps_outputs_and_leaves_the_reference_alone():
+    from edgeseg.export.xnnpack import prepare_for_xnnpack
+    from edgeseg.modeling.build import build_model
+    from edgeseg.modeling.pem import ExportWrapper
+    from tests.conftest import tiny_model_config
+
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config())
+    for m in model.modules():  # BatchNorm statistics away from identity, so the fusion matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    wrapper = ExportWrapper(model).eval()
+    x = torch.randn(1, 3, 64, 64)
+    rewritten = prepare_for_xnnpack(wrapper, x)
+    assert all(m.selection == "argmax" for m in wrapper.modules() if isinstance(m, PrototypeCrossAttention))
+    assert all(m.selection == "onehot" for m in rewritten.modules() if isinstance(m, PrototypeCrossAttention))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for b in rewritten.modules()
+                   if type(b).__name__ == "UpBlock" for m in b.up_act)
+    with torch.no_grad():
+        (ca, ma), (cb, mb) = wrapper(x), rewritten(x)
+    assert ma.abs().max() > 0
+    torch.testing.assert_close(cb, ca, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(mb, ma, atol=1e-3, rtol=1e-3)
 
 
 def test_no_infinities_and_finite_outputs_with_all_masks_empty():

@@ -39,3 +39,24 @@ def test_partition_map_finds_the_op_that_splits_the_graph(tmp_path):
     assert sum(found["partition_ops"]) + len(found["not_delegated"]) == found["ops"]
     with pytest.raises(EdgesegError, match="no .tflite file"):
         partition_map(tmp_path / "missing.tflite")
+
+
+def test_xnnpack_rewrite_puts_the_whole_student_in_one_partition(tmp_path):
+    """As trained, the student's decoder splits the graph (argmax / gather / comparisons, L2
+    norms, position-table arithmetic, the transposed conv's 4-D bias); rewritten, one partition."""
+    from edgeseg.export.xnnpack import prepare_for_xnnpack
+    from edgeseg.modeling.build import build_model
+    from edgeseg.modeling.pem import ExportWrapper
+    from tests.conftest import tiny_model_config
+
+    torch.manual_seed(0)
+    wrapper = ExportWrapper(build_model(tiny_model_config())).eval()
+    x = torch.randn(1, 3, 64, 64)
+    found = {}
+    for name, module in (("as_trained", wrapper), ("rewritten", prepare_for_xnnpack(wrapper, x))):
+        path = tmp_path / f"{name}.tflite"
+        litert_torch.convert(module, (x,)).export(str(path))
+        found[name] = partition_map(path)
+    assert found["as_trained"]["partitions"] > 3
+    assert {"ARG_MAX", "GATHER_ND"} <= set(found["as_trained"]["not_delegated_by_op"])
+    assert found["rewritten"]["partitions"] == 1 and found["rewritten"]["not_delegated"] == []

@@ -19,6 +19,7 @@ import torch
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.metadata import ModelMetadata
+from edgeseg.export.xnnpack import prepare_for_xnnpack
 
 
 def _convert_fp32(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -96,7 +97,8 @@ def export_tflite(module: torch.nn.Module, example: torch.Tensor, path: Path, pr
     again (the conversion is the slow part: about a minute at 512 on 2 cores)."""
     if precision not in ("fp32", "fp16"):
         raise EdgesegError(f"TFLite export precision must be fp32 or fp16 (int8: `edgeseg quantize`), got {precision!r}")
-    info = {"converter": "litert-torch"}
+    info = {"converter": "litert-torch", "xnnpack_rewrite": True}
+    module = prepare_for_xnnpack(module, example)
     if precision == "fp32":
         _convert_fp32(module, example, path)
     elif fp32_model is not None:

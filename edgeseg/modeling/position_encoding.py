@@ -17,9 +17,20 @@ class PositionEmbeddingSine(nn.Module):
         super().__init__()
         self.num_pos_feats = num_pos_feats
         self.temperature = temperature
+        # axis length -> table computed ahead (see ``freeze``); empty: computed in forward
+        self.frozen: dict[int, torch.Tensor] = {}
+
+    def freeze(self, lengths: list[int]) -> None:
+        """Compute the tables for these axis lengths now, so a traced forward holds them as
+        constants. Why: litert-torch leaves the table arithmetic (POW, FLOOR_DIV, stride-2
+        slices) in the .tflite, where XNNPACK takes none of it; ONNX and OpenVINO fold it."""
+        with torch.no_grad():
+            self.frozen = {n: self._axis(n, torch.device("cpu")) for n in lengths}
 
     def _axis(self, n: int, device: torch.device) -> torch.Tensor:
         """``[F, n]`` code of positions 1..n along one axis (sin/cos interleaved per frequency)."""
+        if n in self.frozen:
+            return self.frozen[n].to(device)
         eps, scale = 1e-6, 2 * math.pi
         t = torch.arange(1, n + 1, dtype=torch.float32, device=device) / (n + eps) * scale
         dim_t = torch.arange(self.num_pos_feats, dtype=torch.float32, device=device)

@@ -16,6 +16,33 @@ from edgeseg.modeling.position_encoding import add_position_channels_last
 # normalisation). PEM's code uses -inf; int8 / fp16 runtimes mishandle infinities, and a finite
 # large negative gives the same argmax whenever any pixel is allowed.
 EXCLUDED_SIMILARITY = -1e4
+# Gain of the ramps that stand in for comparisons in the "onehot" selection: a mask logit below
+# -1e-6 counts as excluded, a similarity more than 1e-6 below the best gets weight 0 (float32
+# similarities near 1 are 6e-8 apart, so only near-exact ties share the weight).
+STEP_GAIN = 1e6
+# How a query picks its per-head prototype:
+#   argmax: argmax + gather (PEM's form; training, ONNX, OpenVINO)
+#   onehot: the same choice written with ops XNNPACK delegates (max, ramps, batch matmul): one
+#           LiteRT delegate partition instead of a split around every ArgMax / Gather / Less /
+#           Select (set by the TFLite exporter, edgeseg/export/xnnpack.py)
+#   soft:   softmax at a high temperature, an earlier export experiment that failed parity
+#           (benchmarks/tflite_select.py)
+SELECTIONS = ("argmax", "onehot", "soft")
+
+
+def unit_ramp(x: torch.Tensor) -> torch.Tensor:
+    """``clamp(x, 0, 1)`` as ``1 - relu(1 - relu(x))``: LiteRT fuses ``clamp`` into RELU_0_TO_1,
+    which XNNPACK does not take; this form is RELU and SUB only, exactly 0 / 1 outside (0, 1)
+    at any magnitude (within float rounding inside)."""
+    return 1.0 - torch.relu(1.0 - torch.relu(x))
+
+
+def l2_normalize(x: torch.Tensor, delegable: bool = False) -> torch.Tensor:
+    """``F.normalize(x, dim=-1)``; ``delegable``: the same as ``x * rsqrt(max(|x|^2, 1e-24))``
+    (LiteRT's L2_NORMALIZATION is not an XNNPACK op)."""
+    if not delegable:
+        return F.normalize(x, dim=-1)
+    return x * torch.rsqrt(torch.clamp((x * x).sum(dim=-1, keepdim=True), min=1e-24))
 
 
 class PrototypeCrossAttention(nn.Module):
@@ -41,8 +68,8 @@ class PrototypeCrossAttention(nn.Module):
         self.alpha = nn.Parameter(torch.ones(dim))
         self.out = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
-        # > 0: the export-only "soft" selection (see ``soft_prototypes``); 0: argmax + gather.
-        self.select_temperature = 0.0
+        self.selection = "argmax"  # one of SELECTIONS; exporters may switch it (a Python attribute)
+        self.select_temperature = 1e4  # the "soft" selection's temperature
 
     def select(
         self,
@@ -82,7 +109,7 @@ class PrototypeCrossAttention(nn.Module):
         on the most similar allowed pixel, i.e. argmax + gather, written with ops XNNPACK
         delegates (MUL, clamp, MEAN, SOFTMAX, BATCH_MATMUL) instead of ArgMax / Gather / Less /
         Select / ReduceMin, which split a TFLite graph into partitions. An experiment for the
-        TFLite export (benchmarks/tflite_select.py); training and the other exports use argmax."""
+        TFLite export that failed parity (benchmarks/tflite_select.py); kept to re-run it."""
         b, n, d = query.shape
         h = self.nheads
         hh, ww = memory.shape[-2:]
@@ -100,6 +127,29 @@ class PrototypeCrossAttention(nn.Module):
         weights = torch.softmax(sim * self.select_temperature, dim=-1)
         return pix_h, q, torch.matmul(weights, pix_h)  # B,h,N,dh
 
+    def onehot_prototypes(self, query, query_pos, memory, memory_pos, mask_logits):
+        """argmax + gather written as ``onehot(sim == max) @ pixels / count``, every op one that
+        XNNPACK delegates (REDUCE_MAX, MEAN, SUM, MUL, SUB, RELU, RSQRT, DIV, BATCH_MATMUL). The
+        same choice as :meth:`select` up to similarities within 1e-6 of the best, which share
+        the weight instead of the first one winning."""
+        b, n, d = query.shape
+        h = self.nheads
+        hh, ww = memory.shape[-2:]
+        pixels = self.pixel_linear(self.pixel_proj(memory).permute(0, 2, 3, 1))
+        pixels = l2_normalize(add_position_channels_last(pixels, *memory_pos).reshape(b, hh * ww, d), True)
+        q = l2_normalize(self.query_proj(query) + query_pos, True)
+        pix_h = pixels.reshape(b, -1, h, d // h).transpose(1, 2)  # B,h,HW,dh
+        q_h = q.reshape(b, n, h, d // h).transpose(1, 2)  # B,h,N,dh
+        sim = torch.matmul(q_h, pix_h.transpose(2, 3))  # B,h,N,HW
+        excluded = unit_ramp(mask_logits.detach().flatten(2) * -STEP_GAIN)  # B,N,HW: 1 where logit < 0
+        # 1 when some pixel is allowed (mean < 1 by at least 1/HW), else 0: then every pixel is
+        has_pixels = unit_ramp((1.0 - excluded.mean(dim=2, keepdim=True)) * (hh * ww))  # B,N,1
+        sim = sim + (excluded * has_pixels).unsqueeze(1) * EXCLUDED_SIMILARITY
+        best = sim.amax(dim=-1, keepdim=True)
+        onehot = unit_ramp(1.0 - (best - sim) * STEP_GAIN)  # 1 at the best allowed pixel, else 0
+        proto = torch.matmul(onehot, pix_h) / onehot.sum(dim=-1, keepdim=True)  # B,h,N,dh
+        return pix_h, q, proto
+
     def forward(
         self,
         query: torch.Tensor,
@@ -109,7 +159,11 @@ class PrototypeCrossAttention(nn.Module):
         mask_logits: torch.Tensor,
     ) -> torch.Tensor:
         b, n, d = query.shape
-        if self.select_temperature > 0:
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"prototype selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.selection == "onehot":
+            pix_h, q, proto = self.onehot_prototypes(query, query_pos, memory, memory_pos, mask_logits)
+        elif self.selection == "soft":
             pix_h, q, proto = self.soft_prototypes(query, query_pos, memory, memory_pos, mask_logits)
         else:
             pix_h, q, index = self.select(query, query_pos, memory, memory_pos, mask_logits)
@@ -118,5 +172,5 @@ class PrototypeCrossAttention(nn.Module):
         proto = proto.transpose(1, 2).reshape(b, n, d)
         # PEM normalises this over the query axis (dim=1 of BxQxD), probably unintended; we
         # normalise over channels so a query's update does not depend on the other queries.
-        upd = F.normalize(self.update(proto * q), dim=-1) * self.alpha + proto
+        upd = l2_normalize(self.update(proto * q), self.selection == "onehot") * self.alpha + proto
         return self.norm(query + self.out(upd))

@@ -127,11 +127,13 @@ def quantize_tflite_pt2e(module, dst: Path, data: QuantData, recipe: QuantRecipe
         raise EdgesegError("TFLite INT8 with the litert-torch engine needs litert-torch and torchao: "
                            "pip install 'edgeseg[quantize]'") from exc
     from edgeseg.export.to_tflite import xnnpack_partitions
+    from edgeseg.export.xnnpack import prepare_for_xnnpack
 
     if not data.calibration:
         raise EdgesegError("TFLite INT8 (litert-torch): no calibration images")
     start = time.perf_counter()
     example = (torch.from_numpy(np.ascontiguousarray(data.calibration[0])),)
+    module = prepare_for_xnnpack(module, example[0])
     keep_float = float_module_patterns(recipe)
     quantizer = _make_quantizer(keep_float)
     with warnings.catch_warnings():

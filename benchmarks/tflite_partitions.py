@@ -1,0 +1,210 @@
+"""LiteRT: where XNNPACK splits the student's .tflite, what the rewrite changes, and the time.
+
+    python benchmarks/tflite_partitions.py --int8 INT8_DIR/model.tflite [--peer PEER.tflite --peer-imgsz 640]
+
+For the student (default: the shipped one) at ``--imgsz``:
+
+- **partition map** (edgeseg/export/tflite_partitions.py) of the FP32 file converted as trained
+  (argmax + gather selection, BatchNorm after the transposed convs, position tables computed in
+  the graph) and of edgeseg's exports, which go through edgeseg/export/xnnpack.py: FP32
+  (``edgeseg export``, parity-checked here) and INT8 (``--int8``, an ``edgeseg quantize`` output);
+- **time per part**: LiteRT has no per-op profiler in its Python wheel, so the parts are timed as
+  prefixes of the rewritten FP32 graph (backbone; backbone + pixel decoder; the whole model):
+  each part is the difference of two medians;
+- **forward time** of every file, and of ``--peer`` (a .tflite other users ship, e.g. Ultralytics'
+  full-integer YOLOv8n-seg at 640) at its own input size, interleaved round robin in one process,
+  1 and 2 threads, random inputs of each model's input dtype, median of ``--runs`` after
+  ``--warmup``, LiteRT's default CPU setup (XNNPACK), as the LiteRT adapter runs it.
+
+Writes benchmarks/results/tflite_partitions.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from edgeseg.assets import SHIPPED_MODEL, resolve_weights  # noqa: E402
+from edgeseg.benchmark.measure import machine_description, summarize_ms, time_interleaved  # noqa: E402
+from edgeseg.export.tflite_partitions import partition_map  # noqa: E402
+
+
+class _Backbone(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return tuple(self.model.backbone(x))
+
+
+class _PixelDecoder(_Backbone):
+    def forward(self, x):
+        levels, mask_features = self.model.pixel_decoder(self.model.backbone(x))
+        return (*levels, mask_features)
+
+
+def _convert(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
+    import litert_torch
+
+    if not path.exists():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            litert_torch.convert(module.eval(), (example,)).export(str(path))
+    return path
+
+
+def _interpreter(path: Path, threads: int):
+    from ai_edge_litert import interpreter
+
+    it = interpreter.Interpreter(model_path=str(path), num_threads=threads)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    rng = np.random.default_rng(0)
+    if np.issubdtype(inp["dtype"], np.integer):
+        info = np.iinfo(inp["dtype"])
+        x = rng.integers(info.min, info.max + 1, size=inp["shape"]).astype(inp["dtype"])
+    else:
+        x = rng.standard_normal(inp["shape"]).astype(inp["dtype"])
+    it.set_tensor(inp["index"], x)
+    return it, inp
+
+
+def _step(it):
+    import time
+
+    def run() -> dict[str, float]:
+        t = time.perf_counter()
+        it.invoke()
+        return {"forward": time.perf_counter() - t}
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=SHIPPED_MODEL)
+    ap.add_argument("--imgsz", type=int, default=512)
+    ap.add_argument("--data", default="data/synth", help="data for the FP32 export's parity check")
+    ap.add_argument("--fp32", help="an edgeseg FP32 .tflite export of --weights (default: export it here)")
+    ap.add_argument("--int8", help="an edgeseg INT8 .tflite (edgeseg quantize --format tflite) of --weights")
+    ap.add_argument("--peer", help="another .tflite to time beside the student")
+    ap.add_argument("--peer-name", default="yolov8n-seg full-integer int8 (Ultralytics)")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--work", default="runs/tflite_partitions")
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "tflite_partitions.json"))
+    args = ap.parse_args()
+
+    from edgeseg.checkpoint import load_checkpoint
+    from edgeseg.export import export
+    from edgeseg.export.xnnpack import prepare_for_xnnpack
+    from edgeseg.modeling.build import model_from_checkpoint
+    from edgeseg.modeling.pem import ExportWrapper
+
+    weights = resolve_weights(args.weights)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt = load_checkpoint(weights)
+    wrapper = ExportWrapper(model_from_checkpoint(ckpt, str(weights), image_size=args.imgsz)).eval()
+    example = torch.zeros(1, 3, args.imgsz, args.imgsz)
+    rewritten = prepare_for_xnnpack(wrapper, example)
+
+    files: dict[str, Path] = {"fp32 as trained": _convert(wrapper, example, work / "fp32_as_trained.tflite")}
+    parity = None
+    if args.fp32:
+        files["fp32"] = Path(args.fp32)
+    else:
+        res = export(weights, "tflite", "fp32", imgsz=args.imgsz, out=work / "fp32", data=args.data, overwrite=True)
+        files["fp32"], parity = res.path, res.parity
+    if args.int8:
+        files["int8"] = Path(args.int8)
+    parts = {"backbone": _convert(_Backbone(rewritten.model), example, work / "part_backbone.tflite"),
+             "backbone + pixel decoder": _convert(_PixelDecoder(rewritten.model), example, work / "part_pixel.tflite")}
+    if args.peer:
+        files[args.peer_name] = Path(args.peer)
+
+    maps = {name: partition_map(path) for name, path in files.items()}
+    timed = {**files, **{f"prefix: {k}": v for k, v in parts.items()}}
+    rows, inputs = [], {}
+    for threads in args.threads:
+        its = {name: _interpreter(path, threads) for name, path in timed.items()}
+        inputs = {name: {"shape": [int(s) for s in inp["shape"]], "dtype": np.dtype(inp["dtype"]).name}
+                  for name, (_, inp) in its.items()}
+        times = time_interleaved({name: _step(it) for name, (it, _) in its.items()}, args.runs, args.warmup)
+        ms = {name: summarize_ms(t["forward"]) for name, t in times.items()}
+        for name in timed:
+            rows.append({"model": name, "threads": threads, "input": inputs[name], **ms[name],
+                         **({"partitions": maps[name]["partitions"]} if name in maps else {})})
+        whole = ms["fp32"]["median_ms"]
+        bb, px = ms["prefix: backbone"]["median_ms"], ms["prefix: backbone + pixel decoder"]["median_ms"]
+        rows.append({"model": "fp32 by part", "threads": threads,
+                     "backbone_ms": bb, "pixel_decoder_ms": round(px - bb, 2),
+                     "transformer_decoder_and_heads_ms": round(whole - px, 2)})
+        del its
+
+    result = {
+        "weights": str(args.weights), "imgsz": args.imgsz, "runs": args.runs, "warmup": args.warmup,
+        "machine": machine_description(),
+        "partition_maps": {name: {k: v for k, v in m.items() if k != "not_delegated"} | {
+            "not_delegated": m["not_delegated"][:40]} for name, m in maps.items()},
+        "fp32_parity": parity,
+        "rows": rows,
+        "command": "python benchmarks/tflite_partitions.py " + " ".join(
+            a if not a.startswith("/") else Path(a).name for a in sys.argv[1:]),
+    }
+    out = Path(args.json)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out)
+    md = _markdown(result)
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text(md)
+    os.replace(tmp, out.with_suffix(".md"))
+    print(md)
+
+
+def _markdown(result: dict) -> str:
+    lines = ["| model | input | partitions | ops left out | 1 thread ms | 2 threads ms |", "|---|---|---|---|---|---|"]
+    by = {}
+    for row in result["rows"]:
+        by.setdefault(row["model"], {})[row["threads"]] = row
+    for name, per in by.items():
+        if name == "fp32 by part":
+            continue
+        any_row = next(iter(per.values()))
+        m = result["partition_maps"].get(name)
+        left = ", ".join(f"{op} {n}" for op, n in m["not_delegated_by_op"].items()) if m else "-"
+        shape = "x".join(str(s) for s in any_row["input"]["shape"])
+        lines.append(f"| {name} | {shape} {any_row['input']['dtype']} | {m['partitions'] if m else '-'} | "
+                     f"{left or 'none'} | " + " | ".join(str(per[t]['median_ms']) if t in per else "-" for t in (1, 2))
+                     + " |")
+    lines += ["", "| FP32 (rewritten) by part | threads | backbone ms | pixel decoder ms | transformer decoder + heads ms |",
+              "|---|---|---|---|---|"]
+    for row in result["rows"]:
+        if row["model"] == "fp32 by part":
+            lines.append(f"| | {row['threads']} | {row['backbone_ms']} | {row['pixel_decoder_ms']} | "
+                         f"{row['transformer_decoder_and_heads_ms']} |")
+    mach = result["machine"]
+    lines += ["", f"Forward only at {result['imgsz']} px (the peer at its own input), median of {result['runs']} after "
+              f"{result['warmup']} warm-up, all files interleaved in one process; {mach.get('cpu')} "
+              f"({mach.get('arch')}, {mach.get('cores')} cores, {' '.join(mach.get('isa', []))}). "
+              f"Parts are prefix differences (LiteRT's Python wheel has no op profiler). "
+              f"Command: `{result['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
