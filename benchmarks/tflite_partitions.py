@@ -1,6 +1,6 @@
 """LiteRT: where XNNPACK splits the student's .tflite, what the rewrite changes, and the time.
 
-    python benchmarks/tflite_partitions.py --int8 INT8_DIR/model.tflite [--peer PEER.tflite --peer-imgsz 640]
+    python benchmarks/tflite_partitions.py --int8 INT8_DIR/model.tflite ... [--peer PEER.tflite ...]
 
 For the student (default: the shipped one) at ``--imgsz``:
 
@@ -11,8 +11,8 @@ For the student (default: the shipped one) at ``--imgsz``:
 - **time per part**: LiteRT has no per-op profiler in its Python wheel, so the parts are timed as
   prefixes of the rewritten FP32 graph (backbone; backbone + pixel decoder; the whole model):
   each part is the difference of two medians;
-- **forward time** of every file, and of ``--peer`` (a .tflite other users ship, e.g. Ultralytics'
-  full-integer YOLOv8n-seg at 640) at its own input size, interleaved round robin in one process,
+- **forward time** of every file, and of each ``--peer`` (.tflite files other users ship, e.g.
+  Ultralytics' YOLOv8n-seg at 640 from benchmarks/peer_tflite.py) at its own input size, interleaved round robin in one process,
   1 and 2 threads, random inputs of each model's input dtype, median of ``--runs`` after
   ``--warmup``, LiteRT's default CPU setup (XNNPACK), as the LiteRT adapter runs it.
 
@@ -98,9 +98,11 @@ def main() -> None:
     ap.add_argument("--imgsz", type=int, default=512)
     ap.add_argument("--data", default="data/synth", help="data for the FP32 export's parity check")
     ap.add_argument("--fp32", help="an edgeseg FP32 .tflite export of --weights (default: export it here)")
-    ap.add_argument("--int8", help="an edgeseg INT8 .tflite (edgeseg quantize --format tflite) of --weights")
-    ap.add_argument("--peer", help="another .tflite to time beside the student")
-    ap.add_argument("--peer-name", default="yolov8n-seg full-integer int8 (Ultralytics)")
+    ap.add_argument("--int8", nargs="*", default=[], metavar="FILE",
+                    help="edgeseg INT8 .tflite files (edgeseg quantize --format tflite) of --weights, each "
+                         "named by its folder; the PQ check and kept-float scope come from its quantization.json")
+    ap.add_argument("--peer", nargs="*", default=[], metavar="FILE",
+                    help="other .tflite files to time beside the student, each named by its file name")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -126,15 +128,27 @@ def main() -> None:
     parity = None
     if args.fp32:
         files["fp32"] = Path(args.fp32)
+        check = files["fp32"].parent / "parity.json"  # written beside it by edgeseg export
+        parity = json.loads(check.read_text()) if check.is_file() else None
     else:
         res = export(weights, "tflite", "fp32", imgsz=args.imgsz, out=work / "fp32", data=args.data, overwrite=True)
         files["fp32"], parity = res.path, res.parity
-    if args.int8:
-        files["int8"] = Path(args.int8)
+    int8_checks = {}
+    for path in map(Path, args.int8):
+        name = f"int8 {path.parent.name}"
+        files[name] = path
+        report = path.parent / "quantization.json"
+        if report.is_file():
+            q = json.loads(report.read_text())
+            int8_checks[name] = {"pq_fp32_torch": round(q["pq_fp32_torch"], 2), "pq_int8": round(q["pq_int8"], 2),
+                                 "pq_drop": q["pq_drop"], "val_images": q["parity"]["images"],
+                                 "mask_agreement": round(q["parity"]["mask_agreement"], 2),
+                                 "kept_float": q["engine"].get("kept_float_modules"),
+                                 "activation_observer": q["engine"].get("activation_observer", "histogram")}
     parts = {"backbone": _convert(_Backbone(rewritten.model), example, work / "part_backbone.tflite"),
              "backbone + pixel decoder": _convert(_PixelDecoder(rewritten.model), example, work / "part_pixel.tflite")}
-    if args.peer:
-        files[args.peer_name] = Path(args.peer)
+    for path in map(Path, args.peer):
+        files[f"peer {path.stem}"] = path
 
     maps = {name: partition_map(path) for name, path in files.items()}
     timed = {**files, **{f"prefix: {k}": v for k, v in parts.items()}}
@@ -161,6 +175,7 @@ def main() -> None:
         "partition_maps": {name: {k: v for k, v in m.items() if k != "not_delegated"} | {
             "not_delegated": m["not_delegated"][:40]} for name, m in maps.items()},
         "fp32_parity": parity,
+        "int8_checks": int8_checks,
         "rows": rows,
         "command": "python benchmarks/tflite_partitions.py " + " ".join(
             a if not a.startswith("/") else Path(a).name for a in sys.argv[1:]),
@@ -191,6 +206,14 @@ def _markdown(result: dict) -> str:
         lines.append(f"| {name} | {shape} {any_row['input']['dtype']} | {m['partitions'] if m else '-'} | "
                      f"{left or 'none'} | " + " | ".join(str(per[t]['median_ms']) if t in per else "-" for t in (1, 2))
                      + " |")
+    if result.get("int8_checks"):
+        lines += ["", "| INT8 file | kept float | activation ranges | PQ FP32 torch | PQ INT8 | drop | mask agreement |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, c in result["int8_checks"].items():
+            lines.append(f"| {name} | {', '.join(c['kept_float'] or []) or '-'} | {c['activation_observer']} | "
+                         f"{c['pq_fp32_torch']} | {c['pq_int8']} | {c['pq_drop']} | {c['mask_agreement']} % |")
+        lines.append(f"(PQ on the first {next(iter(result['int8_checks'].values()))['val_images']} val images, "
+                     "edgeseg quantize's check.)")
     lines += ["", "| FP32 (rewritten) by part | threads | backbone ms | pixel decoder ms | transformer decoder + heads ms |",
               "|---|---|---|---|---|"]
     for row in result["rows"]:

@@ -127,8 +127,9 @@ def test_artifact_without_metadata_or_with_wrong_input_is_refused(shipped_export
     predictor = load(path)
     with pytest.raises(EdgesegError, match=rf"float32 \[1, 3, {SMALL}, {SMALL}\]"):
         predictor.infer(np.zeros((1, 3, 32, 32), np.float32))
-    with pytest.raises(EdgesegError, match="fixed input size"):
+    with pytest.raises(EdgesegError, match=f"exported at {SMALL} px.*input size is fixed"):
         load(path, input_size=256)
+    assert load(path, input_size=SMALL).input_size == SMALL  # its own size is accepted
 
 
 def test_outputs_are_found_by_the_names_in_the_metadata(shipped_exports, tmp_path):

@@ -156,8 +156,9 @@ def test_xnnpack_rewrite_keeps_outputs_and_leaves_the_reference_alone():
     rewritten = prepare_for_xnnpack(wrapper, x)
     assert all(m.selection == "argmax" for m in wrapper.modules() if isinstance(m, PrototypeCrossAttention))
     assert all(m.selection == "onehot" for m in rewritten.modules() if isinstance(m, PrototypeCrossAttention))
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for b in rewritten.modules()
-                   if type(b).__name__ == "UpBlock" for m in b.up_act)
+    ups = [b for b in rewritten.modules() if type(b).__name__ == "UpBlock"]
+    assert ups and all(type(b.up).__name__ == "SubPixelUpsample" for b in ups)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for b in ups for m in b.up_act)
     with torch.no_grad():
         (ca, ma), (cb, mb) = wrapper(x), rewritten(x)
     assert ma.abs().max() > 0
@@ -251,3 +252,16 @@ def test_backbone_blocks_prunes_stages_and_keeps_the_pyramid():
         Backbone("mobilenetv3_small_100", 64, keep_blocks=[1, 2])
     with pytest.raises(ValueError, match="model.backbone_blocks"):
         Backbone("mobilenetv3_small_100", 64, keep_blocks=[h + 1 for h in have])
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_sub_pixel_upsample_equals_the_transposed_conv(bias):
+    from edgeseg.export.xnnpack import SubPixelUpsample
+
+    torch.manual_seed(0)
+    up = torch.nn.ConvTranspose2d(8, 6, 4, stride=2, padding=1, bias=bias)
+    x = torch.randn(2, 8, 5, 7)  # odd, non-square: every phase and border
+    with torch.no_grad():
+        torch.testing.assert_close(SubPixelUpsample(up)(x), up(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="4x4 stride-2 padding-1"):
+        SubPixelUpsample(torch.nn.ConvTranspose2d(8, 6, 2, stride=2))

@@ -199,8 +199,9 @@ def test_tflite_full_integer_pt2e_has_int8_activations_and_runs(shipped_exports,
     int8_convs = [op for op in it._get_ops_details() if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D")
                   and tensors[op["inputs"][0]]["dtype"] == np.int8 and tensors[op["outputs"][0]]["dtype"] == np.int8]
     assert len(int8_convs) > 10, "activations must be int8 too, not only weights"
-    l2 = [op for op in it._get_ops_details() if op["op_name"] == "L2_NORMALIZATION"]
-    assert l2 and all(tensors[op["inputs"][0]]["dtype"] == np.float32 for op in l2)
+    # the XNNPACK rewrite: no L2_NORMALIZATION / ARG_MAX / GATHER_ND left, one delegate partition
+    assert not {"L2_NORMALIZATION", "ARG_MAX", "GATHER_ND"} & {op["op_name"] for op in it._get_ops_details()}
+    assert res.report["engine"]["xnnpack_partitions"] == 1
     # what PT2E left float (the transposed convs, the kept modules) stores int8 weights
     ops = it._get_ops_details()
     dequantized = {op["outputs"][0] for op in ops if op["op_name"] == "DEQUANTIZE" and tensors[op["inputs"][0]]["dtype"] == np.int8}
@@ -216,6 +217,22 @@ def test_litert_torch_engine_makes_static_int8_only():
 
     with pytest.raises(ConfigError, match="static_int8"):
         QuantRecipe(format="tflite", engine="litert-torch", tflite_mode="weight_only_int8").validate()
+    with pytest.raises(ConfigError, match="tflite_activation_observer"):
+        QuantRecipe(format="tflite", engine="litert-torch", tflite_mode="static_int8",
+                    tflite_activation_observer="percentile").validate()
+
+
+def test_litert_torch_activation_observer_follows_the_recipe():
+    pytest.importorskip("litert_torch", reason="needs litert-torch (the export extra)")
+    import torch
+
+    from edgeseg.quantization.tflite_pt2e import _quantization_config
+
+    for name, observer in (("histogram", "HistogramObserver"), ("minmax", "MinMaxObserver")):
+        config = _quantization_config(name)
+        for spec in (config.input_activation, config.output_activation):
+            assert spec.observer_or_fake_quant_ctr.p.func.__name__ == observer
+        assert config.weight.qscheme == torch.per_channel_symmetric  # weights unchanged
 
 
 @pytest.mark.slow  # NNCF ranks and reverts layers, each try scored on the val images: minutes

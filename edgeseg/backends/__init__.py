@@ -49,10 +49,12 @@ def load(
         raise EdgesegError(f"model file not found: {path}")
     if fmt.name == "torch":
         return _load_checkpoint(path, device, input_size, threads, thresholds)
-    if input_size is not None:
-        raise EdgesegError(f"{path}: exported models have a fixed input size; re-export with --imgsz {input_size}")
-    return load_artifact(path, device=device, threads=threads, thresholds=thresholds, providers=providers,
-                         hint=hint, delegate=delegate)
+    predictor = load_artifact(path, device=device, threads=threads, thresholds=thresholds, providers=providers,
+                              hint=hint, delegate=delegate)
+    if input_size is not None and input_size != predictor.input_size:
+        raise EdgesegError(f"{path}: exported at {predictor.input_size} px and an export's input size is fixed; "
+                           f"re-export with --imgsz {input_size}")
+    return predictor
 
 
 def _load_checkpoint(path: Path, device: str, input_size: int | None, threads: int | None,

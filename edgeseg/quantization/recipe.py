@@ -56,6 +56,9 @@ class QuantRecipe:
     # ones with VNNI) or "uint8" (u8u8 kernels, which widen to int16 before multiplying and so
     # cannot saturate on AVX2; benchmarks/int8_isa.py measures both on both CPU kinds)
     onnx_weight_type: str = "int8"
+    # litert-torch engine: how activation ranges are calibrated: "histogram" (litert-torch's
+    # default, clips outliers to minimise the L2 error) or "minmax" (the full observed range)
+    tflite_activation_observer: str = "histogram"
     tflite_mode: str = "weight_only_int8"  # see tflite_int8.py (ai-edge-quantizer) and tflite_pt2e.py (litert-torch)
     notes: str = ""
 
@@ -66,6 +69,9 @@ class QuantRecipe:
             raise ConfigError(f"{where}: engine {self.engine!r} not available for {self.format}; choose {ENGINES[self.format]}")
         if self.preset not in PRESETS:
             raise ConfigError(f"{where}: preset must be one of {PRESETS}, got {self.preset!r}")
+        if self.tflite_activation_observer not in ("histogram", "minmax"):
+            raise ConfigError(f"{where}: tflite_activation_observer must be 'histogram' or 'minmax', "
+                              f"got {self.tflite_activation_observer!r}")
         if self.onnx_quant_format not in ONNX_QUANT_FORMATS:
             raise ConfigError(f"{where}: onnx_quant_format must be one of {ONNX_QUANT_FORMATS}, got {self.onnx_quant_format!r}")
         if self.onnx_weight_type not in ONNX_WEIGHT_TYPES:

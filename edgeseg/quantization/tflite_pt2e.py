@@ -62,8 +62,23 @@ def _node_dtype(model, node):
     return getattr(value, "dtype", None)
 
 
-def _make_quantizer(keep_float: list[str]):
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+def _quantization_config(observer: str):
+    """litert-torch's int8 config (per-channel symmetric weights, per-tensor affine activations),
+    with the activation observer the recipe names."""
+    import dataclasses
+
+    from litert_torch.quantize.pt2e_quantizer import MinMaxObserver, get_symmetric_quantization_config
+
+    config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    if observer == "minmax":
+        act = dataclasses.replace(config.input_activation,
+                                  observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
+        config = dataclasses.replace(config, input_activation=act, output_activation=act)
+    return config
+
+
+def _make_quantizer(keep_float: list[str], observer: str = "histogram"):
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
 
     compiled = [re.compile(p) for p in keep_float]
 
@@ -94,7 +109,7 @@ def _make_quantizer(keep_float: list[str]):
             return model
 
     quantizer = FloatAwareQuantizer()
-    quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    quantizer.set_global(_quantization_config(observer))
     return quantizer
 
 
@@ -135,7 +150,7 @@ def quantize_tflite_pt2e(module, dst: Path, data: QuantData, recipe: QuantRecipe
     example = (torch.from_numpy(np.ascontiguousarray(data.calibration[0])),)
     module = prepare_for_xnnpack(module, example[0])
     keep_float = float_module_patterns(recipe)
-    quantizer = _make_quantizer(keep_float)
+    quantizer = _make_quantizer(keep_float, recipe.tflite_activation_observer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         graph = torch.export.export(module.eval(), example).module()
@@ -158,6 +173,7 @@ def quantize_tflite_pt2e(module, dst: Path, data: QuantData, recipe: QuantRecipe
         "calibration_images": len(data.calibration),
         "calibration_seconds": round(calib_seconds, 1),
         "kept_float_modules": keep_float,
+        "activation_observer": recipe.tflite_activation_observer,
         "kept_float_nodes": quantizer.kept_float_nodes,
         "quantize_seconds": round(time.perf_counter() - start, 1),
         "xnnpack_partitions": xnnpack_partitions(dst),
