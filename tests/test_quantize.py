@@ -294,3 +294,25 @@ def test_recipes_in_the_repo_load_and_overrides_apply(tmp_path):
         load_recipe(bad)
     with pytest.raises(QuantizeError, match="recipe is for format"):
         resolve_recipe("tflite", ROOT / "quantize" / "pem_lite0_512_openvino.yaml", None, None)
+
+
+def test_litert_torch_quantizes_relu6_outputs_not_the_conv_before_them():
+    """conv -> BN -> ReLU6 (every EfficientNet-Lite block): the int8 range is observed after the
+    clamp, so the next layer's input gets all 256 levels over [0, 6]."""
+    pytest.importorskip("litert_torch", reason="needs litert-torch (the export extra)")
+    pytest.importorskip("torchao")
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    from edgeseg.quantization.tflite_pt2e import _make_quantizer
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8),
+                                torch.nn.ReLU6(), torch.nn.Conv2d(8, 4, 1), torch.nn.ReLU()).eval()
+    quantizer = _make_quantizer([])
+    prepared = prepare_pt2e(torch.export.export(model, (torch.randn(1, 3, 8, 8),)).module(), quantizer)
+    assert quantizer.relu6_outputs == 1
+    nodes = {str(n.target): n for n in prepared.graph.nodes if n.op == "call_function"}
+    clamp = nodes["aten.hardtanh.default"]
+    # the observer sits after the clamp; the conv feeds the clamp directly, unobserved
+    assert clamp.args[0].target == torch.ops.aten.conv2d.default
+    assert any("activation_post_process" in str(u.target) for u in clamp.users)

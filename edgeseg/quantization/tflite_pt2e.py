@@ -77,6 +77,37 @@ def _quantization_config(observer: str):
     return config
 
 
+def _quantize_after_relu6(model) -> int:
+    """Move each conv's output quantization to the ReLU6 that follows it; returns how many.
+
+    Why: litert-torch's annotators fuse a conv with a following ``relu`` but not with ``relu6``
+    (``hardtanh``), the activation of every EfficientNet-Lite / MobileNetV2 block. The conv's
+    output was then quantized *before* the clamp, over its whole pre-activation range (negative
+    values and values above 6 included), leaving a few dozen int8 levels for the [0, 6] that
+    the next layer sees. Observed after the clamp, the full 256 levels cover [0, 6], and the
+    converter fuses the clamp into the int8 conv as its RELU6 activation."""
+    import torch
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    relu6 = {torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default}
+    convs = {torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default}
+    moved = 0
+    for node in model.graph.nodes:
+        if node.op != "call_function" or node.target not in relu6 or tuple(node.args[1:3]) not in ((), (0.0, 6.0)):
+            continue
+        conv = node.args[0]
+        ann = getattr(conv, "meta", {}).get("quantization_annotation")
+        if (getattr(conv, "target", None) not in convs or ann is None or ann.output_qspec is None
+                or len(conv.users) != 1):
+            continue
+        # (the clamp's own annotation, if any, shares the conv's range: replaced)
+        node.meta["quantization_annotation"] = QuantizationAnnotation(
+            input_qspec_map={}, output_qspec=ann.output_qspec, _annotated=True)
+        ann.output_qspec = None
+        moved += 1
+    return moved
+
+
 def _make_quantizer(keep_float: list[str], observer: str = "histogram"):
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
 
@@ -87,6 +118,7 @@ def _make_quantizer(keep_float: list[str], observer: str = "histogram"):
         modules (matched on the exported node's module stack) entirely in float."""
 
         kept_float_nodes = 0
+        relu6_outputs = 0
 
         def annotate(self, model):
             model = super().annotate(model)
@@ -106,6 +138,7 @@ def _make_quantizer(keep_float: list[str], observer: str = "histogram"):
                 dtype = _node_dtype(model, node)
                 if ann.output_qspec is not None and dtype is not None and not dtype.is_floating_point:
                     ann.output_qspec = None
+            self.relu6_outputs = _quantize_after_relu6(model)
             return model
 
     quantizer = FloatAwareQuantizer()
@@ -175,6 +208,7 @@ def quantize_tflite_pt2e(module, dst: Path, data: QuantData, recipe: QuantRecipe
         "kept_float_modules": keep_float,
         "activation_observer": recipe.tflite_activation_observer,
         "kept_float_nodes": quantizer.kept_float_nodes,
+        "relu6_outputs_quantized": quantizer.relu6_outputs,
         "quantize_seconds": round(time.perf_counter() - start, 1),
         "xnnpack_partitions": xnnpack_partitions(dst),
     }
