@@ -71,6 +71,20 @@ class PrototypeCrossAttention(nn.Module):
         self.selection = "argmax"  # one of SELECTIONS; exporters may switch it (a Python attribute)
         self.select_temperature = 1e4  # the "soft" selection's temperature
 
+    def _normalized_heads(self, query, query_pos, memory, memory_pos, delegable: bool):
+        """Projected, position-coded, L2-normalised pixels per head ``[B,h,HW,dh]``, queries
+        ``[B,N,D]`` and queries per head ``[B,h,N,dh]`` (shared by every selection)."""
+        b, n, d = query.shape
+        h = self.nheads
+        hh, ww = memory.shape[-2:]
+        pixels = self.pixel_linear(self.pixel_proj(memory).permute(0, 2, 3, 1))  # B,H,W,D
+        pixels = add_position_channels_last(pixels, *memory_pos).reshape(b, hh * ww, d)
+        pixels = l2_normalize(pixels, delegable)
+        q = l2_normalize(self.query_proj(query) + query_pos, delegable)
+        pix_h = pixels.reshape(b, -1, h, d // h).transpose(1, 2)  # B,h,HW,dh
+        q_h = q.reshape(b, n, h, d // h).transpose(1, 2)  # B,h,N,dh
+        return pix_h, q, q_h
+
     def select(
         self,
         query: torch.Tensor,  # [B, N, D]
@@ -81,15 +95,7 @@ class PrototypeCrossAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised per-head pixels ``[B,h,HW,dh]``, queries ``[B,N,D]`` and the chosen pixel
         index per head and query ``[B,h,N]``."""
-        b, n, d = query.shape
-        h = self.nheads
-        hh, ww = memory.shape[-2:]
-        pixels = self.pixel_linear(self.pixel_proj(memory).permute(0, 2, 3, 1))  # B,H,W,D
-        pixels = add_position_channels_last(pixels, *memory_pos).reshape(b, hh * ww, d)
-        pixels = F.normalize(pixels, dim=-1)
-        q = F.normalize(self.query_proj(query) + query_pos, dim=-1)
-        pix_h = pixels.reshape(b, -1, h, d // h).transpose(1, 2)  # B,h,HW,dh
-        q_h = q.reshape(b, n, h, d // h).transpose(1, 2)  # B,h,N,dh
+        pix_h, q, q_h = self._normalized_heads(query, query_pos, memory, memory_pos, delegable=False)
         sim = torch.matmul(pix_h, q_h.transpose(2, 3))  # B,h,HW,N
 
         # A pixel is excluded when the previous mask logit is < 0. A query whose mask is empty
@@ -110,14 +116,8 @@ class PrototypeCrossAttention(nn.Module):
         delegates (MUL, clamp, MEAN, SOFTMAX, BATCH_MATMUL) instead of ArgMax / Gather / Less /
         Select / ReduceMin, which split a TFLite graph into partitions. An experiment for the
         TFLite export that failed parity (benchmarks/tflite_select.py); kept to re-run it."""
-        b, n, d = query.shape
-        h = self.nheads
         hh, ww = memory.shape[-2:]
-        pixels = self.pixel_linear(self.pixel_proj(memory).permute(0, 2, 3, 1))
-        pixels = F.normalize(add_position_channels_last(pixels, *memory_pos).reshape(b, hh * ww, d), dim=-1)
-        q = F.normalize(self.query_proj(query) + query_pos, dim=-1)
-        pix_h = pixels.reshape(b, -1, h, d // h).transpose(1, 2)  # B,h,HW,dh
-        q_h = q.reshape(b, n, h, d // h).transpose(1, 2)  # B,h,N,dh
+        pix_h, q, q_h = self._normalized_heads(query, query_pos, memory, memory_pos, delegable=False)
         sim = torch.matmul(q_h, pix_h.transpose(2, 3))  # B,h,N,HW
         # excluded = 1 where the logit is < 0 (a step written as a steep clamp); a query with no
         # allowed pixel gets every pixel back: mean(excluded) == 1 <=> (1 - mean) * HW < 1
@@ -132,14 +132,8 @@ class PrototypeCrossAttention(nn.Module):
         XNNPACK delegates (REDUCE_MAX, MEAN, SUM, MUL, SUB, RELU, RSQRT, DIV, BATCH_MATMUL). The
         same choice as :meth:`select` up to similarities within 1e-6 of the best, which share
         the weight instead of the first one winning."""
-        b, n, d = query.shape
-        h = self.nheads
         hh, ww = memory.shape[-2:]
-        pixels = self.pixel_linear(self.pixel_proj(memory).permute(0, 2, 3, 1))
-        pixels = l2_normalize(add_position_channels_last(pixels, *memory_pos).reshape(b, hh * ww, d), True)
-        q = l2_normalize(self.query_proj(query) + query_pos, True)
-        pix_h = pixels.reshape(b, -1, h, d // h).transpose(1, 2)  # B,h,HW,dh
-        q_h = q.reshape(b, n, h, d // h).transpose(1, 2)  # B,h,N,dh
+        pix_h, q, q_h = self._normalized_heads(query, query_pos, memory, memory_pos, delegable=True)
         sim = torch.matmul(q_h, pix_h.transpose(2, 3))  # B,h,N,HW
         excluded = unit_ramp(mask_logits.detach().flatten(2) * -STEP_GAIN)  # B,N,HW: 1 where logit < 0
         # 1 when some pixel is allowed (mean < 1 by at least 1/HW), else 0: then every pixel is
