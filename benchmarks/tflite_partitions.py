@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from torch import nn  # noqa: E402
 
 from edgeseg.assets import SHIPPED_MODEL, resolve_weights  # noqa: E402
 from edgeseg.benchmark.measure import machine_description, summarize_ms, time_interleaved  # noqa: E402
+from edgeseg.data.image_io import atomic_write_bytes  # noqa: E402
 from edgeseg.export.tflite_partitions import partition_map  # noqa: E402
 
 
@@ -82,8 +84,6 @@ def _interpreter(path: Path, threads: int):
 
 
 def _step(it):
-    import time
-
     def run() -> dict[str, float]:
         t = time.perf_counter()
         it.invoke()
@@ -181,13 +181,9 @@ def main() -> None:
             a if not a.startswith("/") else Path(a).name for a in sys.argv[1:]),
     }
     out = Path(args.json)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out)
+    atomic_write_bytes(out, json.dumps(result, indent=2).encode())
     md = _markdown(result)
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text(md)
-    os.replace(tmp, out.with_suffix(".md"))
+    atomic_write_bytes(out.with_suffix(".md"), md.encode())
     print(md)
 
 
