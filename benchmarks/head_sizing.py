@@ -39,6 +39,8 @@ _H64 = ["model.pixel_dim=64", "model.mask_dim=64", "model.hidden_dim=64", "model
         "model.dec_layers=3"]
 _H64_M96 = [*_H64, "model.mask_dim=96"]  # OpenVINO ran mask_dim 64 markedly slower than 96 (see the table)
 _KEEP = "model.backbone_blocks=[1,2,2,1,1,1,1]"  # of EfficientNet-Lite0's [1,2,2,3,3,4,1]
+_KEEP_MID = "model.backbone_blocks=[1,2,2,2,2,2,1]"
+_S8 = "model.mask_stride=8"
 # name -> (config, --set overrides); "lite0_pem" is the shipped student's head as it was.
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "lite0_pem": (_LITE0, []),
@@ -62,6 +64,13 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "lite0k_bilinear_p64_m64_h64_d3": (_LITE0, [*_BILINEAR, _KEEP, *_H64]),
     "lite0k_bilinear_p64_m96_h64_d3": (_LITE0, [*_BILINEAR, _KEEP, *_H64_M96]),
     "lite0k_bilinear_p96_m96_h64_d3": (_LITE0, [*_BILINEAR, _KEEP, *_H64_M96, "model.pixel_dim=96"]),
+    # the shipped student's own widths (128, 8 heads, FFN 1024) with the stride-4 level dropped
+    # (mask stride 8), 3 layers and a bilinear x2: every weight has a same-named, same-shaped
+    # twin in the shipped checkpoint, so it can start from it (train.init_from) and distil from it
+    "lite0_bilinear_s8_d3": (_LITE0, [*_BILINEAR, _S8, "model.dec_layers=3"]),
+    "lite0m_bilinear_s8_d3": (_LITE0, [*_BILINEAR, _S8, "model.dec_layers=3", _KEEP_MID]),
+    "lite0k_bilinear_s8_d3": (_LITE0, [*_BILINEAR, _S8, "model.dec_layers=3", _KEEP]),
+    "lite0k_bilinear_d3": (_LITE0, [*_BILINEAR, "model.dec_layers=3", _KEEP]),
 }
 
 

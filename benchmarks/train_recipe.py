@@ -74,12 +74,23 @@ RECIPES["lite0k_p64_m96_h64_d3_kd"] = [[*RECIPES["lite0k_p64_m96_h64_d3"][0], "t
 RECIPES["lite0k_p64_m96_h64_d3_kd_5800"] = [
     RECIPES["lite0k_p64_m96_h64_d3_kd"][0],
     ["train.steps=5800", *RECIPES["lite0k_p64_m96_h64_d3_kd"][0][1:]]]
+# the shipped student cut to fit YOLO26n-seg's forward time (head_sizing candidate
+# lite0m_bilinear_s8_d3: 12 of Lite0's 16 blocks, mask stride 8, 3 decoder layers, a bilinear
+# x2, its own widths), started from the shipped student's weights (every tensor of the cut model
+# has a same-named twin there) and distilled from it: 1500 steps at 0.3x the learning rate
+_CUT = ["model.upsample=bilinear", "model.dec_layers=3", "model.mask_stride=8", "model.name=pem_lite0m_512",
+        "model.backbone_blocks=[1,2,2,2,2,2,1]"]
+RECIPES["lite0m_s8_d3_cut_kd"] = [["train.steps=1500", "train.eval_every=500", "train.eval_images=100",
+                                   "train.lr=0.0003", "train.warmup_steps=50", *_CUT,
+                                   "train.init_from=models/pem_lite0_512.pt",
+                                   "train.kd.teacher=models/pem_lite0_512.pt"]]
 # recipes on another config than the default student's
 RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "lite0_default": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_5800": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_kd": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_kd_5800": "models/pem_lite0_512.yaml",
+                  "lite0m_s8_d3_cut_kd": "models/pem_lite0_512.yaml",
                   **{r: "models/pem_mnv3s_tf_512.yaml" for r in RECIPES if r.startswith("mnv3s_")}}
 # recipes whose config names no weights it can fetch offline: --backbone-weights FILE is required
 NEEDS_WEIGHTS_FILE = tuple(r for r in RECIPES if r.startswith("mnv3s_"))

@@ -106,6 +106,26 @@ def load_state_into(model, state: dict[str, Any], source: str) -> None:
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
+def init_from_checkpoint(model, path: str | Path) -> dict[str, Any]:
+    """Copy into ``model`` every tensor of checkpoint ``path`` whose name and shape match its own.
+
+    For starting a cut-down student from a trained one (fewer decoder layers or backbone blocks
+    keep their names; the heads are shared by every layer, so a cut decoder still predicts).
+    Returns ``{"path", "loaded", "kept", "ignored"}`` (tensor counts: copied, left as built,
+    in the checkpoint but unused); a checkpoint that matches nothing is an error.
+    """
+    state = load_checkpoint(path).get("model")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no model weights to start from (train.init_from)")
+    own = model.state_dict()
+    hits = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not hits:
+        raise CheckpointError(f"{path}: none of its {len(state)} tensors has the name and shape of one of the "
+                              f"model's (train.init_from needs a checkpoint of the same family)")
+    model.load_state_dict(hits, strict=False)
+    return {"path": str(path), "loaded": len(hits), "kept": len(own) - len(hits), "ignored": len(state) - len(hits)}
+
+
 # Keys a deployable checkpoint keeps: the weights and what is needed to rebuild, label and
 # threshold them; optimizer state, the per-step history and resume counters are dropped.
 _DEPLOY_KEYS = ("model", "model_config", "label_space", "thresholds", "calibration", "train_config", "metrics", "step",

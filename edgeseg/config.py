@@ -23,6 +23,7 @@ from edgeseg.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
 UPSAMPLE_MODES = ("transposed", "bilinear")  # model.upsample
+MASK_STRIDES = (4, 8)  # model.mask_stride
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class ModelConfig:
     # conv, bilinear-initialised) or "bilinear" (a fixed bilinear resize, no weights: the
     # transposed convs were half the decoder's time in every runtime, benchmarks/results/profile.md)
     upsample: str = "transposed"
+    # stride of the mask features (4: PEM's; 8: the pixel decoder stops at 1/8 and the mask
+    # logits are resized x2 to the stride-4 contract, dropping the decoder's costliest level)
+    mask_stride: int = 4
     # edgeseg's own additions, off by default (PEM as published). They were tuned on the built-in
     # synthetic data, where a thing's class is its shape alone (one seed, 600 steps, random init;
     # docs/architecture.md); models/pem_mnv3l_additions_512.yaml (the earlier demo student) turns all four on.
@@ -71,6 +75,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLE_MODES:
             raise ConfigError(f"model.upsample: {self.upsample!r} is not one of {UPSAMPLE_MODES}")
+        if self.mask_stride not in MASK_STRIDES:
+            raise ConfigError(f"model.mask_stride: {self.mask_stride} is not one of {MASK_STRIDES}")
+        if self.mask_stride != 4 and self.mask_shape_class:
+            raise ConfigError("model.mask_shape_class needs model.mask_stride 4 (the silhouette head reads stride-4 masks)")
 
 
 @dataclass(frozen=True)
@@ -177,6 +185,10 @@ class TrainConfig:
     # mixed precision: "off" (float32), "bf16" (autocast, no loss scaling) or "fp16" (autocast +
     # GradScaler); losses stay float32 either way (edgeseg/training/amp.py)
     amp: str = "off"
+    # start from another edgeseg checkpoint's weights wherever a tensor has the same name and shape
+    # (a smaller student cut from a trained one: fewer decoder layers or backbone blocks, another
+    # mask stride), then train; the rest starts as it would without it. None: no such start.
+    init_from: str | None = None
     loss: LossConfig = field(default_factory=LossConfig)
     kd: DistillConfig = field(default_factory=DistillConfig)
 

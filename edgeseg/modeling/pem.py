@@ -29,7 +29,8 @@ class PEM(nn.Module):
         self.backbone = Backbone(cfg.backbone, image_size or cfg.image_size, cfg.backbone_weights,
                                  cfg.backbone_kwargs, cfg.backbone_blocks)
         self.pixel_decoder = PEMPixelDecoder(
-            self.backbone.channels, cfg.pixel_dim, cfg.mask_dim, cfg.deformable, cfg.mask_coords, cfg.upsample
+            self.backbone.channels, cfg.pixel_dim, cfg.mask_dim, cfg.deformable, cfg.mask_coords, cfg.upsample,
+            cfg.mask_stride,
         )
         self.decoder = PEMTransformerDecoder(
             pixel_dim=cfg.pixel_dim,
@@ -54,6 +55,11 @@ class PEM(nn.Module):
         levels, mask_features = self.pixel_decoder(self.backbone(x))
         full = self.training if self.full_res_masks is None else self.full_res_masks
         outs, shape_logits = self.decoder(levels, mask_features, full_res_masks=full)
+        if self.cfg.mask_stride != 4:  # the stride-4 contract: mask logits resized (bilinear is linear,
+            # so this equals masks from resized features at a quarter of the product's cost)
+            outs = [(c, _to_stride4(m, self.cfg.mask_stride)) for c, m in outs]
+            if self.training or self.return_features:
+                mask_features = _to_stride4(mask_features, self.cfg.mask_stride)
         result = {"pred_logits": outs[-1][0], "pred_masks": outs[-1][1]}
         if self.training:
             result["aux_outputs"] = [{"pred_logits": c, "pred_masks": m} for c, m in outs[:-1]]
@@ -74,6 +80,10 @@ class PEM(nn.Module):
             return masks.new_zeros((0, self.cfg.num_classes + 1))
         probs = F.adaptive_avg_pool2d(masks[:, None], size)[:, 0]
         return self.decoder.shape_head.classify(probs)
+
+
+def _to_stride4(x: torch.Tensor, stride: int) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=stride / 4, mode="bilinear", align_corners=False)
 
 
 class ExportWrapper(nn.Module):

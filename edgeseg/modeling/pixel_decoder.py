@@ -95,18 +95,28 @@ class UpBlock(nn.Module):
 
 
 class PEMPixelDecoder(nn.Module):
-    """Backbone pyramid -> ([x32, x16, x8] at ``pixel_dim``, mask features at stride 4)."""
+    """Backbone pyramid -> ([x32, x16, x8] at ``pixel_dim``, mask features at ``mask_stride``).
+
+    ``mask_stride=8`` stops the top-down path at 1/8 (no stride-4 lateral, CSM or up block; the
+    stride-4 backbone level is left unused): the mask features come from ``x8``.
+    """
 
     def __init__(
         self, in_channels: list[int], pixel_dim: int = 128, mask_dim: int = 256, deformable: bool = False,
-        mask_coords: bool = False, upsample: str = "transposed",
+        mask_coords: bool = False, upsample: str = "transposed", mask_stride: int = 4,
     ) -> None:
         super().__init__()
+        levels = len(in_channels) if mask_stride == 4 else len(in_channels) - 1
+        self.mask_stride = mask_stride
+        # index 0 is the finest level used: res2 (stride 4) or, at mask stride 8, res3
         self.lateral = nn.ModuleList(conv_bn_relu(c, pixel_dim, 1) for c in in_channels)
         self.csm = nn.ModuleList(ContextSelfModulation(pixel_dim) for _ in in_channels)
+        if levels < len(in_channels):  # no stride-4 level: its lateral and CSM are not built (kept as
+            # placeholders so the other levels' weights keep the names of a stride-4 decoder's)
+            self.lateral[0], self.csm[0] = nn.Identity(), nn.Identity()
         self.context = conv_bn_relu(in_channels[-1], pixel_dim, 1)
-        # up[0]: 1/32 -> 1/16, up[1]: 1/16 -> 1/8, up[2]: 1/8 -> 1/4
-        self.up = nn.ModuleList(UpBlock(pixel_dim, deformable, upsample == "transposed") for _ in range(3))
+        # up[0]: 1/32 -> 1/16, up[1]: 1/16 -> 1/8, up[2]: 1/8 -> 1/4 (absent at mask stride 8)
+        self.up = nn.ModuleList(UpBlock(pixel_dim, deformable, upsample == "transposed") for _ in range(levels - 1))
         self.mask_features = conv_bn_relu(pixel_dim, mask_dim, 1)
         # edgeseg addition: a learned projection of a fixed sine position code added to the
         # mask features, so a query can localise "its" instance among look-alikes (CoordConv /
@@ -120,8 +130,10 @@ class PEMPixelDecoder(nn.Module):
         x32 = self.csm[3](self.lateral[3](res5)) + ctx
         x16 = self.csm[2](self.lateral[2](res4)) + self.up[0](x32)
         x8 = self.csm[1](self.lateral[1](res3)) + self.up[1](x16)
-        x4 = self.csm[0](self.lateral[0](res2)) + self.up[2](x8)
-        mask_features = self.mask_features(x4)
+        if self.mask_stride == 4:
+            mask_features = self.mask_features(self.csm[0](self.lateral[0](res2)) + self.up[2](x8))
+        else:
+            mask_features = self.mask_features(x8)
         if self.mask_pe is not None:
             pos_y, pos_x = self.mask_pe.axis_tables(*mask_features.shape[-2:], mask_features.device)
             mask_features = add_projected_position(mask_features, pos_y, pos_x, self.mask_pe_proj)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from edgeseg.checkpoint import load_checkpoint, load_state_into, save_checkpoint
+from edgeseg.checkpoint import init_from_checkpoint, load_checkpoint, load_state_into, save_checkpoint
 from edgeseg.config import ModelConfig, TeacherConfig, TrainConfig, config_to_dict, save_config
 from edgeseg.data.coco_panoptic import CocoPanoptic
 from edgeseg.errors import CheckpointError, ConfigError
@@ -138,6 +138,12 @@ def train(
         torch.set_rng_state(ckpt["torch_rng"])
         if is_main:
             logger.info("resumed from %s at step %d", ckpt_path, start_step)
+    if train_cfg.init_from is not None and start_step == 0:
+        start = init_from_checkpoint(model, train_cfg.init_from)
+        history.append({"step": 0, "init_from": start})
+        if is_main:
+            logger.info("started from %s: %d tensors copied, %d as built, %d unused", train_cfg.init_from,
+                        start["loaded"], start["kept"], start["ignored"])
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(out / "config.yaml", model_cfg, train_cfg)
