@@ -74,3 +74,21 @@ def test_pickle_carrying_code_is_refused_and_not_run(tmp_path):
 def test_config_that_does_not_match_checkpoint(good_ckpt):
     with pytest.raises(CheckpointError, match="does not match the model config"):
         load_model(good_ckpt, config=tiny_model_config(hidden_dim=64))
+
+
+def test_init_from_copies_every_same_named_same_shaped_tensor(good_ckpt, tmp_path):
+    from edgeseg.checkpoint import init_from_checkpoint
+
+    source = load_checkpoint(good_ckpt)["model"]
+    cut = build_pem(tiny_model_config(dec_layers=2, mask_stride=8, upsample="bilinear", hidden_dim=16))
+    record = init_from_checkpoint(cut, good_ckpt)
+    own = cut.state_dict()
+    same = [k for k in own if k in source and source[k].shape == own[k].shape]
+    assert record["loaded"] == len(same) > 0 and record["kept"] == len(own) - len(same) > 0
+    assert record["ignored"] == len(source) - len(same) > 0  # the third layer, the stride-4 level
+    for k in same:
+        torch.testing.assert_close(own[k], source[k].to(own[k].dtype), msg=k)
+    foreign = tmp_path / "foreign.pt"
+    save_checkpoint(foreign, {"model": {"other.weight": torch.zeros(3)}, "model_config": {}, "label_space": {}})
+    with pytest.raises(CheckpointError, match="init_from"):
+        init_from_checkpoint(cut, foreign)

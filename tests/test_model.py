@@ -265,3 +265,29 @@ def test_sub_pixel_upsample_equals_the_transposed_conv(bias):
         torch.testing.assert_close(SubPixelUpsample(up)(x), up(x), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="4x4 stride-2 padding-1"):
         SubPixelUpsample(torch.nn.ConvTranspose2d(8, 6, 2, stride=2))
+
+
+def test_mask_stride_8_drops_the_stride4_level_and_keeps_the_stride4_contract():
+    from edgeseg.errors import ConfigError
+
+    torch.manual_seed(0)
+    model = build_pem(tiny_model_config(upsample="bilinear", mask_stride=8)).eval()
+    assert len(model.pixel_decoder.up) == 2 and isinstance(model.pixel_decoder.lateral[0], torch.nn.Identity)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        levels, feats = model.pixel_decoder(model.backbone(x))
+        outs, _ = model.decoder(levels, feats, full_res_masks=False)
+        out = model(x)
+    assert feats.shape[-2:] == (8, 8)
+    expected = torch.nn.functional.interpolate(outs[-1][1], size=(16, 16), mode="bilinear", align_corners=False)
+    assert out["pred_masks"].shape == (1, model.cfg.num_queries, 16, 16)
+    torch.testing.assert_close(out["pred_masks"], expected)
+    assert expected.std() > 0
+    exported = torch.export.export(ExportWrapper(model), (x,), strict=False)
+    torch.testing.assert_close(exported.module()(x)[1], out["pred_masks"])
+    train_out = model.train()(torch.randn(2, 3, 64, 64))
+    assert all(a["pred_masks"].shape[-2:] == (16, 16) for a in train_out["aux_outputs"])
+    with pytest.raises(ConfigError, match="model.mask_stride"):
+        tiny_model_config(mask_stride=16)
+    with pytest.raises(ConfigError, match="model.mask_shape_class"):
+        tiny_model_config(mask_stride=8, mask_shape_class=True)

@@ -177,3 +177,17 @@ def test_train_flags_reach_the_configs():
     plain = build_parser().parse_args(["train", "--config", "pem_lite0_512", "--out", "x"])
     model_cfg, train_cfg = _train_configs(plain.config, plain)
     assert (train_cfg.amp, model_cfg.backbone_weights) == ("off", "pip:efficientnet-lite0")
+
+
+def test_init_from_starts_the_run_from_the_checkpoint(tiny_data, tmp_path):
+    train(tiny_model_config(), tiny_train_config(tiny_data, steps=1), tmp_path / "big", progress=False)
+    source = load_checkpoint(tmp_path / "big" / "model.pt")["model"]
+    cut = tiny_model_config(dec_layers=2, mask_stride=8, upsample="bilinear")
+    train(cut, tiny_train_config(tiny_data, steps=1, lr=0.0, warmup_steps=0, init_from=str(tmp_path / "big" / "model.pt")),
+          tmp_path / "cut", progress=False)
+    ckpt = load_checkpoint(tmp_path / "cut" / "last.pt")
+    start = next(h["init_from"] for h in ckpt["history"] if "init_from" in h)
+    assert start["loaded"] > 0 and start["ignored"] > 0
+    # lr 0: the weights it started from are the checkpoint's (BatchNorm statistics move; weights do not)
+    key = "decoder.class_embed.weight"
+    torch.testing.assert_close(ckpt["model"][key], source[key])
