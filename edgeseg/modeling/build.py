@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
+from edgeseg.assets import resolve_weights
 from edgeseg.checkpoint import load_checkpoint, load_state_into
 from edgeseg.config import ModelConfig, TeacherConfig, model_config_from_dict
 from edgeseg.errors import CheckpointError, ConfigError
@@ -46,8 +47,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], source: str, config: ModelConfig
     CheckpointError naming the differing keys."""
     cfg = config or config_from_checkpoint(ckpt, source)
     # the backbone weights are inside the checkpoint; the original file need not exist here
-    if isinstance(cfg, ModelConfig):
-        cfg = dataclasses.replace(cfg, backbone_weights=None)
+    cfg = dataclasses.replace(cfg, backbone_weights=None)  # student and teacher alike
     model = build_model(cfg, image_size)
     load_state_into(model, ckpt["model"], f"checkpoint {source}")
     return model.eval()
@@ -69,7 +69,7 @@ def load_teacher(path: str | Path, class_names: Sequence[str], image_size: int) 
     Its label space must be the data set's: an edgeseg checkpoint's class names must equal
     ``class_names``; a transformers checkpoint is mapped to them by name.
     """
-    path = Path(path)
+    path = resolve_weights(path)  # a shipped model's name works too
     if path.is_dir():
         from edgeseg.modeling.teacher import teacher_from_hf_dir  # imports transformers: only when asked
 

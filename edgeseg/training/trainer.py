@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from edgeseg.assets import resolve_weights
 from edgeseg.checkpoint import init_from_checkpoint, load_checkpoint, load_state_into, save_checkpoint
 from edgeseg.config import ModelConfig, TeacherConfig, TrainConfig, config_to_dict, save_config
 from edgeseg.data.coco_panoptic import CocoPanoptic
@@ -47,7 +48,7 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     raise ConfigError(f"train.schedule must be 'poly' or 'cosine', got {cfg.schedule!r}")
 
 
-_BACKBONE_PREFIXES = ("backbone.", "hf.model.pixel_level_module.encoder.")  # student, teacher (Swin)
+_BACKBONE_PREFIXES = ("backbone.", "hf.model.pixel_level_module.encoder.")  # student, teacher (Swin or timm)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -139,7 +140,7 @@ def train(
         if is_main:
             logger.info("resumed from %s at step %d", ckpt_path, start_step)
     if train_cfg.init_from is not None and start_step == 0:
-        start = init_from_checkpoint(model, train_cfg.init_from)
+        start = init_from_checkpoint(model, resolve_weights(train_cfg.init_from))
         history.append({"step": 0, "init_from": start})
         if is_main:
             logger.info("started from %s: %d tensors copied, %d as built, %d unused", train_cfg.init_from,
@@ -157,7 +158,7 @@ def train(
             find_unused_parameters=isinstance(model_cfg, ModelConfig) and model_cfg.dec_layers < model.decoder.num_levels,
         )
 
-    norm = ({"mean": model_cfg.pixel_mean, "std": model_cfg.pixel_std} if isinstance(model_cfg, ModelConfig) else {})
+    norm = {"mean": model_cfg.pixel_mean, "std": model_cfg.pixel_std}  # student and teacher configs both carry it
     stream = TrainStream(dataset, train_cfg.image_size, train_cfg.scale_range, train_cfg.seed, **norm)
     if start_step == 0 and train_cfg.shape_pretrain_steps > 0 and shape_head is not None:
         # identical on every rank (seeded), so DDP's initial broadcast changes nothing
@@ -315,7 +316,8 @@ def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelS
 
 
 def _weights_record(model: torch.nn.Module) -> dict | None:
-    weights = getattr(getattr(model, "backbone", None), "weights", None)
+    # the teacher keeps the record on itself, the student on its backbone
+    weights = getattr(model, "weights", None) or getattr(getattr(model, "backbone", None), "weights", None)
     return dataclasses.asdict(weights) if weights is not None else None
 
 
@@ -329,7 +331,7 @@ def evaluate_model(model: torch.nn.Module, labels: LabelSpace, train_cfg: TrainC
     device = next(model.parameters()).device
     val = CocoPanoptic(train_cfg.data, train_cfg.val_split)
     cfg = getattr(model, "cfg", None)
-    norm = {"mean": cfg.pixel_mean, "std": cfg.pixel_std} if isinstance(cfg, ModelConfig) else {}
+    norm = {"mean": cfg.pixel_mean, "std": cfg.pixel_std} if isinstance(cfg, (ModelConfig, TeacherConfig)) else {}
     predictor = Predictor(TorchAdapter(model.eval(), train_cfg.image_size, str(device)), labels, train_cfg.image_size,
                           **norm)
     return evaluate(predictor, val, max_images=train_cfg.eval_images, progress=progress)
