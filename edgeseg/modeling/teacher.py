@@ -1,9 +1,11 @@
 """The Mask2Former teacher: HF ``Mask2FormerForUniversalSegmentation`` behind the student's contract.
 
-The network is the library's (Swin backbone, MSDeformAttn pixel decoder, masked-attention
-decoder); this module only builds it offline from a config (never from a hub name: that
-needs the network even when weights are absent) or from a checkpoint directory on disk, and
-renames its outputs so the trainer, criterion, evaluator and distiller treat it like a PEM:
+The network is the library's (Swin or a timm backbone through HF's ``TimmBackbone``,
+MSDeformAttn pixel decoder, masked-attention decoder); this module only builds it offline from
+a config (never from a hub name: that needs the network even when weights are absent) or from
+a checkpoint directory on disk, loads a timm backbone's ImageNet weights the student's way
+(:mod:`edgeseg.modeling.pretrained`), and renames its outputs so the trainer, criterion,
+evaluator and distiller treat it like a PEM:
 
 ``forward(x [B,3,S,S])`` -> ``pred_logits [B,N,K+1]`` (no-object last), ``pred_masks
 [B,N,S/4,S/4]``, in training ``aux_outputs`` (one dict per earlier prediction), and with
@@ -25,19 +27,45 @@ from edgeseg.config import TeacherConfig
 from edgeseg.errors import CheckpointError, ConfigError
 
 
+def _backbone_config(cfg: TeacherConfig):
+    """HF config of the teacher's backbone: Swin from the config's fields, or a timm model by
+    name, random-init (ImageNet weights are loaded afterwards, from disk: no download)."""
+    from transformers import SwinConfig, TimmBackboneConfig
+
+    if cfg.backbone == "swin":
+        return SwinConfig(
+            embed_dim=cfg.embed_dim, depths=list(cfg.depths), num_heads=list(cfg.num_heads),
+            window_size=cfg.window_size,
+            out_features=["stage1", "stage2", "stage3", "stage4"],  # without it only stage4 comes out
+        )
+    import timm
+
+    if not timm.is_model(cfg.backbone):
+        raise ConfigError(f"model.backbone: {cfg.backbone!r} is neither 'swin' nor a timm model name")
+    # levels 1-4 of a timm EfficientNet / MobileNet are strides 4, 8, 16, 32 (level 0 is stride 2)
+    return TimmBackboneConfig(backbone=cfg.backbone, out_indices=(1, 2, 3, 4), use_pretrained_backbone=False)
+
+
+def _timm_body(hf: nn.Module, name: str) -> nn.Module:
+    """The timm ``features_only`` model inside HF's ``TimmBackbone`` (where ImageNet weights go),
+    checked to give the strides 4, 8, 16, 32 the pixel decoder and the stride-4 masks assume."""
+    body = hf.model.pixel_level_module.encoder._backbone
+    strides = [int(r) for r in body.feature_info.reduction()]
+    if strides != [4, 8, 16, 32]:
+        raise ConfigError(f"model.backbone {name}: timm levels 1-4 have strides {strides}; the teacher needs "
+                          f"[4, 8, 16, 32] (an EfficientNet / MobileNet family)")
+    return body
+
+
 def _hf_config(cfg: TeacherConfig):
     """The HF ``Mask2FormerConfig`` of ``cfg`` (built from plain values: no download)."""
-    from transformers import Mask2FormerConfig, SwinConfig
+    from transformers import Mask2FormerConfig
 
     labels = {i: f"class_{i}" for i in range(cfg.num_classes)}
     if cfg.hf_config is not None:
         return Mask2FormerConfig.from_dict(cfg.hf_config)
-    backbone = SwinConfig(
-        embed_dim=cfg.embed_dim, depths=list(cfg.depths), num_heads=list(cfg.num_heads), window_size=cfg.window_size,
-        out_features=["stage1", "stage2", "stage3", "stage4"],  # without it only stage4 comes out
-    )
     return Mask2FormerConfig(
-        backbone_config=backbone, encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers,
+        backbone_config=_backbone_config(cfg), encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers,
         hidden_dim=cfg.hidden_dim, mask_feature_size=cfg.hidden_dim, feature_size=cfg.hidden_dim,
         num_queries=cfg.num_queries, id2label=labels, label2id={v: k for k, v in labels.items()},
     )
@@ -75,6 +103,14 @@ class Mask2FormerTeacher(nn.Module):
         self.cfg = cfg
         self.image_size = image_size or cfg.image_size
         self.hf = Mask2FormerForUniversalSegmentation(_hf_config(cfg))
+        # which ImageNet weights the backbone started from (the trainer records it), or None
+        self.weights = None
+        if cfg.backbone != "swin":  # a timm backbone (config.py refuses it beside an hf_config)
+            body = _timm_body(self.hf, cfg.backbone)
+            if cfg.backbone_weights is not None:
+                from edgeseg.modeling.pretrained import load_backbone_weights
+
+                self.weights = load_backbone_weights(body, cfg.backbone_weights, cfg.backbone)
         hf_classes = self.hf.config.num_labels
         if cfg.class_index is not None:
             if any(not 0 <= i < hf_classes for i in cfg.class_index):
