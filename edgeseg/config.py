@@ -160,7 +160,7 @@ class DistillConfig:
     optional feature KD (MSE through a 1x1 adapter on the stride-4 pixel features).
     """
 
-    teacher: str | None = None  # edgeseg teacher checkpoint (.pt) or a transformers checkpoint directory
+    teacher: str | None = None  # edgeseg checkpoint (.pt, or a shipped model name) or a transformers checkpoint directory
     class_weight: float = 2.0
     mask_weight: float = 5.0
     dice_weight: float = 5.0
@@ -206,9 +206,9 @@ class TrainConfig:
     # mixed precision: "off" (float32), "bf16" (autocast, no loss scaling) or "fp16" (autocast +
     # GradScaler); losses stay float32 either way (edgeseg/training/amp.py)
     amp: str = "off"
-    # start from another edgeseg checkpoint's weights wherever a tensor has the same name and shape
-    # (a smaller student cut from a trained one: fewer decoder layers or backbone blocks, another
-    # mask stride), then train; the rest starts as it would without it. None: no such start.
+    # start from another edgeseg checkpoint's weights (a file or a shipped model's name) wherever a
+    # tensor has the same name and shape (a smaller student cut from a trained one: fewer decoder
+    # layers or backbone blocks, another mask stride), then train; the rest starts as built.
     init_from: str | None = None
     loss: LossConfig = field(default_factory=LossConfig)
     kd: DistillConfig = field(default_factory=DistillConfig)

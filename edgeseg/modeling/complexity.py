@@ -33,8 +33,7 @@ def model_info(cfg: ModelConfig | TeacherConfig, image_size: int = 512) -> dict[
     The teacher's MSDeformAttn sampling (``grid_sample``) is not counted by FlopCounterMode; its
     projections are. It is a small share of the teacher's work (its Swin and decoder matmuls dominate).
     """
-    if isinstance(cfg, ModelConfig):
-        cfg = dataclasses.replace(cfg, backbone_weights=None)
+    cfg = dataclasses.replace(cfg, backbone_weights=None)  # counting needs no weights (student and teacher)
     model = build_model(cfg, image_size).eval()
     x = torch.zeros(1, 3, image_size, image_size)
     counter = FlopCounterMode(display=False)
