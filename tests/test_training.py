@@ -191,3 +191,28 @@ def test_init_from_starts_the_run_from_the_checkpoint(tiny_data, tmp_path):
     # lr 0: the weights it started from are the checkpoint's (BatchNorm statistics move; weights do not)
     key = "decoder.class_embed.weight"
     torch.testing.assert_close(ckpt["model"][key], source[key])
+
+
+def test_teacher_sees_its_own_input_normalisation():
+    from types import SimpleNamespace
+
+    from edgeseg.training.trainer import _on_own_normalisation
+
+    class Echo(torch.nn.Module):  # a "teacher" that returns what it was fed
+        def __init__(self, mean, std):
+            super().__init__()
+            self.cfg = SimpleNamespace(pixel_mean=mean, pixel_std=std)
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return x
+
+    raw = torch.rand(2, 3, 4, 4) * 255
+    imagenet = ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+    lite = ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
+    student = SimpleNamespace(pixel_mean=imagenet[0], pixel_std=imagenet[1])
+    as_student = (raw - torch.tensor(imagenet[0]).view(1, 3, 1, 1)) / torch.tensor(imagenet[1]).view(1, 3, 1, 1)
+    same = Echo(*imagenet)
+    assert _on_own_normalisation(same, student) is same
+    seen = _on_own_normalisation(Echo(*lite), student)(as_student)
+    torch.testing.assert_close(seen, raw / 127.5 - 1.0)
