@@ -42,6 +42,9 @@ RECIPES = {
     "default_1500": [["train.steps=1500", *_SHAPE]],
     # what fits two hours on 2 CPU cores (6 s / step at batch 4): see README "Teacher"
     "teacher": [["train.steps=600", "train.eval_every=150"]],
+    # the Mask2Former teacher on ImageNet EfficientNet-Lite2 (its config's 3000 steps, over as many
+    # sittings as it takes: --time-limit stops it resumably, the curve is recorded every 250 steps)
+    "teacher_lite2": [["train.steps=3000"]],
     # PEM as published on ImageNet EfficientNet-Lite0 (pip weights) at the shipped student's
     # budget: 2900 steps x 8 at 256 px, no warm start (the plain student has no shape head)
     "lite0_default": [["train.steps=2900", "train.eval_every=500", "train.eval_images=100"]],
@@ -85,7 +88,7 @@ RECIPES["lite0m_s8_d3_cut_kd"] = [["train.steps=1500", "train.eval_every=500", "
                                    "train.init_from=models/pem_lite0_512.pt",
                                    "train.kd.teacher=models/pem_lite0_512.pt"]]
 # recipes on another config than the default student's
-RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "lite0_default": "models/pem_lite0_512.yaml",
+RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "teacher_lite2": "models/teacher_lite2.yaml", "lite0_default": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_5800": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_kd": "models/pem_lite0_512.yaml",
