@@ -120,7 +120,8 @@ def run_timing(args) -> dict:
 TRAINED = [("lite0_pem", "lite0_default"), ("mnv3s_bilinear_p96_d3", "mnv3s_p96_d3"),
            ("mnv3s_bilinear_p96_d3", "mnv3s_p96_d3_bb1"), ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3"),
            ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3_kd"),
-           ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3_kd_5800")]
+           ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3_kd_5800"),
+           ("lite0m_bilinear_s8_d3", "lite0m_s8_d3_cut_kd")]
 
 
 def _cell(rows: list[dict], model: str, runtime: str, threads: int) -> float | None:
@@ -217,7 +218,7 @@ def record(args) -> dict:
     m = doc["machine"]
     lines += ["", f"FP32 forward at {doc['imgsz']}, median of {doc['runs']} after {doc['warmup']} warm-up, all models "
               f"interleaved in one process; {m['cpu']} ({m['arch']}, {m['cores']} cores, {' '.join(m['isa'])}). PQ: whole "
-              "val split at 512 after a threshold calibrated on train images, 2900 steps x 8 images at 256 px (5800 for a recipe named _5800) "
+              "val split at 512 after a threshold calibrated on train images, 2900 steps x 8 images at 256 px (5800 for a recipe named _5800; a _cut_ recipe: 1500 steps from the shipped student's weights) "
               f"(benchmarks/train_recipe.py). Chosen: {chosen} ({doc['rule']})."]
     atomic_write_bytes(dest.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
