@@ -212,3 +212,14 @@ def test_bench_config_rejects_bad_input(tmp_path):
         BenchConfig(imgsz=(500,), data=str(tmp_path)).validate()
     with pytest.raises(EdgesegError, match="data set .*nowhere not found"):
         BenchConfig(data=str(tmp_path / "nowhere")).validate()
+
+
+def test_results_record_paths_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from edgeseg.benchmark.bench import _shown
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    inside = tmp_path / "models" / "m.pt"
+    assert _shown(inside) == str(Path("models") / "m.pt")
+    outside = tmp_path.parent / "elsewhere.pt"
+    assert _shown(outside) == str(outside)

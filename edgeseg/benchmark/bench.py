@@ -167,6 +167,15 @@ def _accuracy(art: Artifact, threads: int, dataset, val_images: int) -> dict[str
     return {k: round(float(m[k]), 2) for k in ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou")} | ci | {"val_images": m["images"]}
 
 
+def _shown(path) -> str:
+    """A path as the results record it: relative to the working directory when inside it (a
+    results file must not carry the measuring machine's folders), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def bench(cfg: BenchConfig) -> dict[str, Any]:
     """Run the benchmark; returns the document ``report.write_report`` writes (rows + summary).
 
@@ -251,10 +260,10 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
     rows = []
     for a in artifacts:
         name, role, _cfg = info[a.weights]
-        base = {"model": name, "role": role, "weights": str(a.weights), "format": a.format,
+        base = {"model": name, "role": role, "weights": _shown(a.weights), "format": a.format,
                 "runtime": RUNTIME_OF[a.format], "precision": a.precision, "imgsz": a.imgsz,
                 "status": a.status, "reason": a.reason, "cached": a.cached, "build_seconds": a.build_seconds,
-                "artifact": str(a.path) if a.path else None,
+                "artifact": _shown(a.path) if a.path else None,
                 "file_mb": round(model_bytes(a.path) / 1e6, 2) if a.ok and a.path else None,
                 "gmacs": gmacs[(a.weights, a.imgsz)],
                 "parity": {k: a.parity.get(k) for k in ("images", "mask_agreement", "pq_reference", "pq_artifact")}
