@@ -315,8 +315,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
     p.add_argument("--time-limit", type=float, default=0.0, help="stop (resumable) after N minutes")
     p.add_argument("--backbone-weights", metavar="SPEC",
-                   help="ImageNet weights for the backbone, student or timm-backbone teacher (overrides model.backbone_weights): a timm "
-                        "state-dict file, pip:efficientnet-lite0/1/2, or timm (the hub; needs a network)")
+                   help="ImageNet weights for the backbone of a student or a timm-backbone teacher (overrides "
+                        "model.backbone_weights): a timm state-dict file, pip:efficientnet-lite0/1/2, or timm (the "
+                        "hub; needs a network)")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (overrides train.amp)")
 
 
