@@ -161,7 +161,7 @@ def test_strip_checkpoint_halves_and_keeps_outputs(tiny_weights, tmp_path):
     assert (tmp_path / "s.pt").stat().st_mode & 0o044  # an ordinary readable file, not mkstemp's 0600
 
 
-def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data, tmp_path):
+def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data, tmp_path, monkeypatch):
     from edgeseg.backends import load
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.evaluation.evaluate import evaluate
@@ -201,6 +201,14 @@ def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data,
     assert check_fp32_artifact(onnx, weights, "onnx", 128) == onnx
     with pytest.raises(ExportError, match="cannot be reused.*needed \\('onnx', 'fp32', 96\\)"):
         check_fp32_artifact(onnx, weights, "onnx", 96)
+    # a cached export is reused only when this edgeseg made it (another one's exporters may differ)
+    from edgeseg.benchmark import artifacts
+    from edgeseg.checkpoint import file_sha256
+
+    sha = file_sha256(weights, 64)
+    assert artifacts._cached(onnx.parent, sha) is not None
+    monkeypatch.setattr(artifacts, "__version__", "0.0.0-another")
+    assert artifacts._cached(onnx.parent, sha) is None
 
 
 def test_bench_config_rejects_bad_input(tmp_path):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
+from edgeseg.version import __version__
 
 RUNTIME_OF = {"torch": "torch", "onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert"}
 
@@ -46,8 +47,8 @@ def _cached(folder: Path, weights_sha: str) -> Artifact | None:
         meta = read_metadata(folder / json.loads(meta_file.read_text())["model_file"])
     except (EdgesegError, KeyError, ValueError, OSError):
         return None
-    if meta.source_sha256 != weights_sha:
-        return None
+    if meta.source_sha256 != weights_sha or meta.edgeseg_version != __version__:
+        return None  # another model, or made by another edgeseg (its exporters and recipes may differ)
     parity = None
     for name in ("parity.json", "quantization.json"):
         if (folder / name).is_file():
