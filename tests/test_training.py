@@ -196,7 +196,7 @@ def test_init_from_starts_the_run_from_the_checkpoint(tiny_data, tmp_path):
 def test_teacher_sees_its_own_input_normalisation():
     from types import SimpleNamespace
 
-    from edgeseg.training.trainer import _on_own_normalisation
+    from edgeseg.training.distillation import on_own_normalisation
 
     class Echo(torch.nn.Module):  # a "teacher" that returns what it was fed
         def __init__(self, mean, std):
@@ -213,6 +213,6 @@ def test_teacher_sees_its_own_input_normalisation():
     student = SimpleNamespace(pixel_mean=imagenet[0], pixel_std=imagenet[1])
     as_student = (raw - torch.tensor(imagenet[0]).view(1, 3, 1, 1)) / torch.tensor(imagenet[1]).view(1, 3, 1, 1)
     same = Echo(*imagenet)
-    assert _on_own_normalisation(same, student) is same
-    seen = _on_own_normalisation(Echo(*lite), student)(as_student)
+    assert on_own_normalisation(same, student) is same
+    seen = on_own_normalisation(Echo(*lite), student)(as_student)
     torch.testing.assert_close(seen, raw / 127.5 - 1.0)

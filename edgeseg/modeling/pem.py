@@ -8,7 +8,7 @@ from torch import nn
 from edgeseg.config import ModelConfig
 from edgeseg.modeling.backbone import Backbone
 from edgeseg.modeling.pixel_decoder import PEMPixelDecoder
-from edgeseg.modeling.transformer_decoder import PEMTransformerDecoder
+from edgeseg.modeling.transformer_decoder import PEMTransformerDecoder, resize_to
 
 
 class PEM(nn.Module):
@@ -83,7 +83,7 @@ class PEM(nn.Module):
 
 
 def _to_stride4(x: torch.Tensor, stride: int) -> torch.Tensor:
-    return F.interpolate(x, scale_factor=stride / 4, mode="bilinear", align_corners=False)
+    return resize_to(x, tuple(side * stride // 4 for side in x.shape[-2:]))
 
 
 class ExportWrapper(nn.Module):

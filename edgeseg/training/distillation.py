@@ -9,6 +9,9 @@ teacher's 100 queries are mostly no-object, and matching the student's queries t
 teach it empty masks. Each student query is Hungarian-matched to one teacher object query with
 the ground-truth matcher (class cost at the teacher's argmax class, BCE + dice against the
 teacher's mask probabilities); unmatched student queries get only the ground-truth loss.
+
+``on_own_normalisation(teacher, student_cfg)`` lets a teacher whose input normalisation differs
+from the student's see the shared batch in its own.
 """
 from __future__ import annotations
 
@@ -92,3 +95,27 @@ class DistillationLoss(nn.Module):
         if pred.shape[-2:] != teacher_feats.shape[-2:]:
             pred = F.interpolate(pred, size=teacher_feats.shape[-2:], mode="bilinear", align_corners=False)
         return F.mse_loss(pred.float(), teacher_feats.float())
+
+
+class _Renormalised(nn.Module):
+    """The teacher fed the student's batch re-expressed in the teacher's own input normalisation."""
+
+    def __init__(self, teacher: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        super().__init__()
+        self.teacher = teacher
+        self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        return self.teacher(x * self.scale + self.shift)
+
+
+def on_own_normalisation(teacher: nn.Module, student_cfg) -> nn.Module:
+    """``teacher`` itself when both normalise inputs alike, else wrapped to see its own: a Lite
+    teacher (inputs on [-1, 1]) distilling an ImageNet-normalised student sees what it trained on."""
+    mean_s, std_s = (torch.tensor(v, dtype=torch.float32) for v in (student_cfg.pixel_mean, student_cfg.pixel_std))
+    mean_t, std_t = (torch.tensor(v, dtype=torch.float32) for v in (teacher.cfg.pixel_mean, teacher.cfg.pixel_std))
+    if torch.equal(mean_s, mean_t) and torch.equal(std_s, std_t):
+        return teacher
+    device = next(teacher.parameters()).device
+    return _Renormalised(teacher, (std_s / std_t).to(device), ((mean_s - mean_t) / std_t).to(device)).eval()

@@ -303,7 +303,7 @@ def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelS
     if isinstance(model_cfg, TeacherConfig):
         raise ConfigError("train.kd.teacher is set while training a teacher; distillation trains a student")
     from edgeseg.modeling.build import load_teacher, teacher_feature_dim
-    from edgeseg.training.distillation import DistillationLoss
+    from edgeseg.training.distillation import DistillationLoss, on_own_normalisation
 
     teacher = load_teacher(kd.teacher, labels.class_names, train_cfg.image_size).to(device)
     teacher_dim = 0
@@ -312,31 +312,7 @@ def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelS
         model.return_features = True
         teacher_dim = teacher_feature_dim(teacher)
     distiller = DistillationLoss(kd, getattr(model_cfg, "mask_dim", 0), teacher_dim).to(device)
-    return _on_own_normalisation(teacher, model_cfg), distiller
-
-
-class _Renormalised(torch.nn.Module):
-    """The teacher fed the student's batch re-expressed in the teacher's own input normalisation."""
-
-    def __init__(self, teacher: torch.nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> None:
-        super().__init__()
-        self.teacher = teacher
-        self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> dict:
-        return self.teacher(x * self.scale + self.shift)
-
-
-def _on_own_normalisation(teacher: torch.nn.Module, student_cfg) -> torch.nn.Module:
-    """``teacher`` itself when both normalise inputs alike, else wrapped to see its own: a Lite
-    teacher (inputs on [-1, 1]) distilling an ImageNet-normalised student sees what it trained on."""
-    mean_s, std_s = (torch.tensor(v, dtype=torch.float32) for v in (student_cfg.pixel_mean, student_cfg.pixel_std))
-    mean_t, std_t = (torch.tensor(v, dtype=torch.float32) for v in (teacher.cfg.pixel_mean, teacher.cfg.pixel_std))
-    if torch.equal(mean_s, mean_t) and torch.equal(std_s, std_t):
-        return teacher
-    device = next(teacher.parameters()).device
-    return _Renormalised(teacher, (std_s / std_t).to(device), ((mean_s - mean_t) / std_t).to(device)).eval()
+    return on_own_normalisation(teacher, model_cfg), distiller
 
 
 def _weights_record(model: torch.nn.Module) -> dict | None:
