@@ -65,7 +65,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_distill(args: argparse.Namespace) -> None:
     from edgeseg.training.trainer import train
 
-    model_cfg, train_cfg = _train_configs(args.student_config, args, [f"train.kd.teacher={args.teacher}"])
+    extra = [f"train.kd.teacher={args.teacher}"]
+    if args.unlabelled:
+        extra.append(f"train.unlabelled={args.unlabelled}")
+    if args.unlabelled_fraction is not None:
+        extra.append(f"train.unlabelled_fraction={args.unlabelled_fraction}")
+    model_cfg, train_cfg = _train_configs(args.student_config, args, extra)
     metrics = train(model_cfg, train_cfg, args.out, resume=not args.no_resume, time_limit_min=args.time_limit)
     _report_training(metrics, args.out)
 
@@ -354,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("distill", help="train a student with ground-truth + KD losses from a teacher")
     p.add_argument("--teacher", required=True, help="teacher checkpoint (.pt) or transformers checkpoint directory")
     p.add_argument("--student-config", required=True, help="YAML file or config name under models/")
+    p.add_argument("--unlabelled", metavar="DIR",
+                   help="a folder of images without labels: the teacher labels them once and they train beside the "
+                        "labelled split (train.unlabelled)")
+    p.add_argument("--unlabelled-fraction", type=float, metavar="F",
+                   help="share of training images drawn from --unlabelled (default 0.5; 0: the pools' own sizes)")
     _add_run_flags(p)
     p.set_defaults(func=cmd_distill)
 

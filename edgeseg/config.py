@@ -210,12 +210,21 @@ class TrainConfig:
     # tensor has the same name and shape (a smaller student cut from a trained one: fewer decoder
     # layers or backbone blocks, another mask stride), then train; the rest starts as built.
     init_from: str | None = None
+    # a folder of images without labels (edgeseg/training/pseudo_labels.py): the KD teacher labels
+    # them once (its panoptic output, cached in the run directory) and they join the labelled
+    # split, so the student learns from ground truth where it exists and the teacher elsewhere.
+    # ``unlabelled_fraction``: the share of training images drawn from them (labelled or
+    # unlabelled images are repeated to reach it); 0 mixes the two pools at their sizes.
+    unlabelled: str | None = None
+    unlabelled_fraction: float = 0.5
     loss: LossConfig = field(default_factory=LossConfig)
     kd: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         if self.amp not in AMP_MODES:
             raise ConfigError(f"train.amp must be one of {list(AMP_MODES)}, got {self.amp!r}")
+        if not 0.0 <= self.unlabelled_fraction < 1.0:
+            raise ConfigError(f"train.unlabelled_fraction must be in [0, 1), got {self.unlabelled_fraction}")
 
 
 def from_dict(cls: type, data: Any, where: str) -> Any:

@@ -98,6 +98,9 @@ def train(
                           f"train.accumulate {train_cfg.accumulate}")
     dataset = CocoPanoptic(train_cfg.data, train_cfg.train_split)
     labels = label_space_of(dataset)
+    unlabelled_info = None
+    if train_cfg.unlabelled:
+        dataset, unlabelled_info = _with_teacher_labels(dataset, train_cfg, labels, out, device, is_main, progress)
     if model_cfg.num_classes != labels.num_classes:
         model_cfg = dataclasses.replace(model_cfg, num_classes=labels.num_classes)
 
@@ -139,6 +142,8 @@ def train(
         torch.set_rng_state(ckpt["torch_rng"])
         if is_main:
             logger.info("resumed from %s at step %d", ckpt_path, start_step)
+    if unlabelled_info is not None and start_step == 0:
+        history.append({"step": 0, "unlabelled": unlabelled_info})
     if train_cfg.init_from is not None and start_step == 0:
         start = init_from_checkpoint(model, resolve_weights(train_cfg.init_from))
         history.append({"step": 0, "init_from": start})
@@ -313,6 +318,31 @@ def _build_distillation(model, model_cfg, train_cfg: TrainConfig, labels: LabelS
         teacher_dim = teacher_feature_dim(teacher)
     distiller = DistillationLoss(kd, getattr(model_cfg, "mask_dim", 0), teacher_dim).to(device)
     return on_own_normalisation(teacher, model_cfg), distiller
+
+
+def _with_teacher_labels(dataset: CocoPanoptic, train_cfg: TrainConfig, labels: LabelSpace, out: Path, device,
+                         is_main: bool, progress: bool):
+    """``dataset`` joined by ``train.unlabelled``'s images with the KD teacher's labels, each pool
+    repeated to ``train.unlabelled_fraction`` of the stream; and a record of what was mixed."""
+    from edgeseg.data.mixed import MixedPanoptic, repeats_for_share
+    from edgeseg.training.pseudo_labels import open_pseudo_split, pseudo_label_split, segments_per_image
+
+    if not train_cfg.kd.teacher:
+        raise ConfigError("train.unlabelled needs a teacher to label its images: set train.kd.teacher "
+                          "(edgeseg distill --teacher T --unlabelled DIR)")
+    cache = out / "teacher_labels"
+    if is_main:
+        pseudo_label_split(train_cfg.kd.teacher, train_cfg.unlabelled, labels, cache, str(device), progress)
+    dist.barrier()  # the other processes open what the first one wrote
+    pseudo = open_pseudo_split(train_cfg.unlabelled, cache)
+    repeats = repeats_for_share(len(dataset), len(pseudo), train_cfg.unlabelled_fraction)
+    mixed = MixedPanoptic([(dataset, repeats[0]), (pseudo, repeats[1])])
+    info = {"labelled": len(dataset), "unlabelled": len(pseudo), "repeats": list(repeats),
+            "unlabelled_share": round(mixed.shares()[1], 4), "teacher_segments_per_image": segments_per_image(cache)}
+    if is_main:
+        logger.info("training on %d labelled + %d teacher-labelled images (repeats %s, unlabelled share %.2f)",
+                    info["labelled"], info["unlabelled"], repeats, info["unlabelled_share"])
+    return mixed, info
 
 
 def _weights_record(model: torch.nn.Module) -> dict | None:
