@@ -81,11 +81,13 @@ def run_nncf(model, calibration, data: QuantData, recipe: QuantRecipe, scope: li
 
     ignored = nncf.IgnoredScope(names=scope, patterns=list(recipe.ignored_patterns), validate=False)
     preset = nncf.QuantizationPreset.MIXED if recipe.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
-    report.update({"preset": recipe.preset, "ignored_patterns": list(recipe.ignored_patterns)})
+    report.update({"preset": recipe.preset, "ignored_patterns": list(recipe.ignored_patterns),
+                   "overflow_fix": recipe.overflow_fix})
+    advanced = nncf.AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix(recipe.overflow_fix))
     common = dict(preset=preset, subset_size=len(data.calibration), fast_bias_correction=recipe.fast_bias_correction,
                   ignored_scope=ignored)
     if not recipe.accuracy_control:
-        return nncf.quantize(model, calibration, **common)
+        return nncf.quantize(model, calibration, advanced_parameters=advanced, **common)
     if validate is None:
         raise EdgesegError("accuracy control needs a validation function")
 
@@ -102,7 +104,7 @@ def run_nncf(model, calibration, data: QuantData, recipe: QuantRecipe, scope: li
             model, calibration, nncf.Dataset(data.validation), validation_fn, max_drop=recipe.max_pq_drop / 100.0,
             drop_type=nncf.DropType.ABSOLUTE,
             advanced_accuracy_restorer_parameters=nncf.AdvancedAccuracyRestorerParameters(
-                ranking_subset_size=recipe.ranking_images), **common)
+                ranking_subset_size=recipe.ranking_images), advanced_quantization_parameters=advanced, **common)
     finally:
         nncf_log.removeHandler(collector)
     keep = ("drop", "quantizer", "completed", "could not", "Removed", "Total number", "reverted", "Reverted")
