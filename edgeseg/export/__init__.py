@@ -1,4 +1,5 @@
-"""``edgeseg.export``: a trained student -> ONNX / OpenVINO IR / TFLite, checked against torch.
+"""``edgeseg.export``: a trained student or Mask2Former teacher -> ONNX / OpenVINO IR / TFLite,
+checked against torch.
 
 One function per format lives in ``to_onnx.py``, ``to_openvino.py`` and ``to_tflite.py``; this
 module builds the network at the fixed export size, writes the artifact and ``edgeseg.json`` into
@@ -137,11 +138,6 @@ def export(
     fmt.check_precision(precision)
     weights = resolve_weights(weights)  # a file, or a shipped model's name
     ckpt = load_checkpoint(weights)
-    if ckpt["model_config"].get("arch") == "mask2former":
-        # the teacher is the torch reference a user compares against; its MSDeformAttn needs
-        # dtype fixes before any exporter accepts it, and no device runs it
-        raise ExportError(f"{weights} is the Mask2Former teacher; edgeseg exports students only "
-                          f"(run the teacher in torch: edgeseg eval / predict --weights {weights})")
     imgsz = int(imgsz or ckpt["model_config"]["image_size"])
     if imgsz % 32 or imgsz < 64:
         raise ExportError(f"--imgsz must be a multiple of 32 and >= 64, got {imgsz}")

@@ -87,11 +87,14 @@ def _to_stride4(x: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 class ExportWrapper(nn.Module):
-    """Fixed-signature module for exporters: ``x -> (class_logits, mask_logits)`` of the last layer."""
+    """Fixed-signature module for exporters: ``x -> (class_logits, mask_logits)`` of the last layer
+    (of a PEM student or of the Mask2Former teacher, which share the output contract)."""
 
-    def __init__(self, model: PEM) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model.eval()
+        if hasattr(model, "prepare_for_export"):
+            model.prepare_for_export()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.model(x)

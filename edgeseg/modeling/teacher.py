@@ -124,6 +124,13 @@ class Mask2FormerTeacher(nn.Module):
         self.register_buffer("class_index", torch.tensor(index, dtype=torch.long), persistent=False)
         self.return_features = False
 
+    def prepare_for_export(self) -> None:
+        """Settings exporters need, numerically neutral: Swin's attention in eager form (its SDPA
+        path reshapes a non-contiguous tensor that the ONNX decomposition cannot view)."""
+        encoder = self.hf.model.pixel_level_module.encoder
+        if self.cfg.backbone == "swin" and hasattr(encoder, "set_attn_implementation"):
+            encoder.set_attn_implementation("eager")
+
     @property
     def num_aux_outputs(self) -> int:
         """Earlier predictions given in training (HF: one before the first layer and one per layer but the last)."""
