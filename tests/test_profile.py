@@ -42,8 +42,10 @@ def test_profiles_place_nearly_all_time_in_the_four_groups(shipped_onnx_and_ir):
         for group in ("backbone", "pixel_decoder", "transformer_decoder"):
             assert r["groups_ms"][group] > 0, (profile.__name__, group)
         assert r.get("groups_pct", {}).get(UNPLACED, 0.0) < 25, r  # reorders and the like, not whole blocks
-        # the counters are the forward's own time: neither far below nor far above the wall clock
-        assert 0.5 * r["wall_ms"] < r["counted_ms"] < 1.6 * r["wall_ms"], r
+        # the counters are the forward's own time, in ms: the same order as the wall clock. Loose
+        # on purpose: with 3 runs on a shared CPU the sum of per-group medians moved to 2.3x the
+        # median wall time; a unit slip (us as ms) is 1000x
+        assert 0.3 * r["wall_ms"] < r["counted_ms"] < 4.0 * r["wall_ms"], r
         assert abs(sum(r["groups_pct"].values()) - 100) < 0.5
         # the op-type breakdown covers the same time as the groups (means against medians: close)
         op_total = sum(sum(ops.values()) for ops in r["ops_ms"].values())
