@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--teacher", default="pem_lite0_512", help="teacher checkpoint, shipped name or transformers dir")
     ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--labelled", type=int, default=500)
     ap.add_argument("--unlabelled", type=int, default=2000)
     ap.add_argument("--fraction", type=float, default=0.5, help="train.unlabelled_fraction of the kd_unlabelled arm")
