@@ -44,10 +44,6 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], out_dir: s
         images.append({"id": image_id, "file_name": path.name, "height": image.shape[0], "width": image.shape[1]})
         yield write_png(out / f"{path.stem}_overlay.png", result.overlay(image))
         yield write_png(out / "panoptic" / f"{path.stem}.png", png)
-    categories = [
-        {"id": cid, "name": name, "isthing": int(thing)}
-        for cid, name, thing in zip(labels.category_ids, labels.class_names, labels.isthing)
-    ]
-    doc = {"images": images, "annotations": annotations, "categories": categories}
+    doc = {"images": images, "annotations": annotations, "categories": labels.to_coco_categories()}
     atomic_write_bytes(out / "panoptic.json", json.dumps(doc, indent=1).encode())
     yield out / "panoptic.json"

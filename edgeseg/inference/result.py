@@ -65,6 +65,11 @@ class LabelSpace:
         except KeyError as exc:
             raise EdgesegError(f"COCO category is missing key {exc}; need id, name, isthing") from exc
 
+    def to_coco_categories(self) -> list[dict[str, Any]]:
+        """COCO-panoptic ``categories`` (id, name, isthing), the inverse of :meth:`from_coco_categories`."""
+        return [{"id": cid, "name": name, "isthing": int(thing)}
+                for cid, name, thing in zip(self.category_ids, self.class_names, self.isthing)]
+
 
 @dataclass
 class Segment:

@@ -136,9 +136,7 @@ def pseudo_label_split(teacher: str | Path, image_dir: str | Path, labels: Label
         images.append({"id": index, "file_name": path.name, "height": image.shape[0], "width": image.shape[1]})
         annotations.append(ann)
         segments += len(ann["segments_info"])
-    categories = [{"id": cid, "name": name, "isthing": int(thing)}
-                  for cid, name, thing in zip(labels.category_ids, labels.class_names, labels.isthing)]
-    doc = {"images": images, "annotations": annotations, "categories": categories, _KEY: key}
+    doc = {"images": images, "annotations": annotations, "categories": labels.to_coco_categories(), _KEY: key}
     atomic_write_bytes(tmp / f"panoptic_{SPLIT}.json", json.dumps(doc).encode())
     shutil.rmtree(cache_dir, ignore_errors=True)
     tmp.rename(cache_dir)
