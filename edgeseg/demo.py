@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgeseg.assets import SHIPPED_MODEL
 from edgeseg.benchmark.bench import QUICK_COMBOS, BenchConfig, bench
-from edgeseg.benchmark.report import markdown_table, write_report
+from edgeseg.benchmark.report import markdown_table, row_passed, write_report
 from edgeseg.errors import EdgesegError
 
 
@@ -118,7 +118,7 @@ def _overlays(doc: dict, data: Path, out: Path, n: int) -> list[Path]:
     from edgeseg.data.image_io import write_png
     from edgeseg.inference.visualize import draw_panoptic, side_by_side
 
-    ok = [r for r in doc["rows"] if r["status"] != "failed" and r.get("fps") and r["role"] == "student"]
+    ok = [r for r in doc["rows"] if row_passed(r) and r.get("fps") and r["role"] == "student"]
     picks: dict[str, dict] = {}
     for r in sorted(ok, key=lambda r: -r["fps"]):
         picks.setdefault(r["runtime"], r)
@@ -160,10 +160,11 @@ def _report(doc: dict, out: Path, overlays: list[Path], command: str, minutes: f
     if overlays:
         lines += ["## The same images through each runtime", ""]
         lines += [f"![{p.stem}](overlays/{p.name})" for p in overlays]
-    failed = [r for r in doc["rows"] if r["status"] == "failed"]
+    failed = [r for r in doc["rows"] if not row_passed(r)]
     if failed:
         lines += ["", "## Failed rows", ""]
-        lines += sorted({f"- {r['runtime']} {r['precision']} {r['imgsz']}: {r['reason']}" for r in failed})
+        lines += sorted({f"- {r['model']} {r['runtime']} {r['precision']} {r['imgsz']}: {r['status']}: {r['reason']}"
+                         for r in failed})
     path = out / "report.md"
     tmp = out / ".report.md.tmp"
     tmp.write_text("\n".join(lines) + "\n")

@@ -24,3 +24,12 @@ class CheckpointError(EdgesegError):
 
 class ConfigError(EdgesegError):
     """A config file or field is invalid."""
+
+
+class CheckFailedError(EdgesegError):
+    """A model converted, but failed its accuracy check (parity with torch, or the INT8 PQ
+    budget); nothing was written. ``report`` holds the measured figures."""
+
+    def __init__(self, message: str, report: dict | None = None):
+        super().__init__(message)
+        self.report = dict(report or {})

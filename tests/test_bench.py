@@ -20,40 +20,46 @@ from edgeseg.training.trainer import train
 def _row(runtime="onnxruntime", precision="fp32", fps=10.0, pq=50.0, threads=2, imgsz=512, role="student", **kw):
     fmt = {"onnxruntime": "onnx", "litert": "tflite"}.get(runtime, runtime)
     return {"model": "m", "role": role, "weights": "w.pt", "runtime": runtime, "format": fmt, "precision": precision,
-            "imgsz": imgsz, "threads": threads, "status": "parity ok", "reason": "", "fps": fps, "fps_1280x720": fps,
-            "pq": pq, "file_mb": 10.0, **kw}
+            "imgsz": imgsz, "threads": threads, "status": "passed", "reason": "", "fps": fps, "fps_1280x720": fps,
+            "forward_ms": 500.0 / fps, "pq": pq, "file_mb": 10.0, **kw}
 
 
 def test_pareto_front_marks_only_undominated_rows():
     rows = [_row(fps=10, pq=50), _row(fps=20, pq=40), _row(fps=5, pq=45), _row(fps=20, pq=39),
-            dict(_row(fps=100, pq=90), status="failed", fps=None, pq=None)]
+            dict(_row(fps=100, pq=90), status="export failed", fps=None, pq=None)]
     mark_pareto(rows)
     assert [r["pareto"] for r in rows] == [True, True, False, False, False]
 
 
-def test_student_vs_teacher_ratio_and_goal():
-    rows = [_row("torch", fps=1.0, pq=40.0, role="teacher"), _row("openvino", "int8", fps=20.0, pq=35.0),
-            _row("onnxruntime", fps=16.0, pq=45.0), _row("openvino", "int8", fps=99.0, pq=35.0, threads=1)]
-    (c,) = student_vs_teacher(rows)
-    assert c["student_runtime"] == "openvino" and c["speedup"] == 20.0 and c["pq_share_pct"] == 87.5 and c["met"]
-    rows[1]["pq"] = 30.0  # 75 % of the teacher's PQ: goal missed
-    assert not student_vs_teacher(rows)[0]["met"]
+def test_student_vs_teacher_compares_within_one_runtime_and_precision():
+    rows = [_row("openvino", "int8", fps=1.0, pq=40.0, role="teacher"), _row("openvino", "fp32", fps=0.5, pq=40.0, role="teacher"),
+            _row("openvino", "int8", fps=20.0, pq=37.0), _row("openvino", "fp32", fps=6.0, pq=37.0),
+            _row("onnxruntime", fps=99.0, pq=45.0),  # faster, but no teacher row in its runtime
+            _row("openvino", "int8", fps=99.0, pq=37.0, threads=1),  # other thread count
+            dict(_row("torch", fps=0.2, pq=40.0, role="teacher"), status="exported, check failed")]
+    by = {(c["runtime"], c["precision"]): c for c in student_vs_teacher(rows)}
+    assert set(by) == {("openvino", "int8"), ("openvino", "fp32")}  # no pair across runtimes or failed rows
+    c = by[("openvino", "int8")]
+    assert c["speedup"] == 20.0 and c["forward_speedup"] == 20.0 and c["pq_share_pct"] == 92.5 and c["met"]
+    assert by[("openvino", "fp32")]["speedup"] == 12.0 and not by[("openvino", "fp32")]["met"]  # too slow
+    rows[2]["pq"] = 34.0  # 85 % of the teacher's PQ: below the 90 % goal
+    assert not {c["precision"]: c for c in student_vs_teacher(rows)}["int8"]["met"]
 
 
 def test_report_files_table_and_plot(tmp_path):
-    rows = [_row(fps=10, pq=50, pq_things=20.0, pq_stuff=90.0), dict(_row("litert", "int8"), status="failed",
+    rows = [_row(fps=10, pq=50, pq_things=20.0, pq_stuff=90.0), dict(_row("litert", "int8"), status="export failed",
                                                                      reason="converter | crashed", fps=None, pq=None)]
     mark_pareto(rows)
     doc = {"rows": rows, "machine": {"cpu": "x", "cores": 2, "isa": []}, "student_vs_teacher": []}
     paths = write_report(doc, tmp_path)
     assert json.loads(paths["json"].read_text())["rows"][0]["pareto"] is True
     md = paths["md"].read_text()
-    assert "**yes**" in md and "failed: converter / crashed" in md
+    assert "**yes**" in md and "| export failed: converter / crashed |" in md
     assert paths["png"].stat().st_size > 10_000 and paths["png"].read_bytes()[:4] == b"\x89PNG"
     assert not list(tmp_path.glob(".*"))  # no temp files left
 
     # a run where every row failed still writes its JSON and table (they say why), and no plot
-    failed = [dict(_row(), status="failed", reason="evaluation failed: boom", fps=None, pq=None)]
+    failed = [dict(_row(), status="exported, check failed", reason="evaluation failed: boom", fps=None, pq=None)]
     mark_pareto(failed)
     paths = write_report({**doc, "rows": failed}, tmp_path / "all_failed")
     assert "png" not in paths and "evaluation failed: boom" in paths["json"].read_text()
@@ -172,7 +178,7 @@ def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data,
                       parity_images=2, calibration_images=2, work=str(tmp_path / "work"), progress=False)
     doc = bench(cfg)
     rows = {(r["format"], r["precision"]): r for r in doc["rows"]}
-    assert rows[("onnx", "int8")]["status"] == "failed" and "below the minimum" in rows[("onnx", "int8")]["reason"]
+    assert rows[("onnx", "int8")]["status"] == "export failed" and "below the minimum" in rows[("onnx", "int8")]["reason"]
     assert doc["timed"]["frames"] == {"val": [256, 256], "1280x720": [1280, 720], "640x480": [640, 480]}
     assert "Predictor.predict" in doc["timed"]["call"]
     # the PQ a row reports is exactly what evaluate() gives for the same model and images
@@ -187,11 +193,11 @@ def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data,
         assert r["pq"] > 20
         lo, hi = r["pq_ci95"]
         assert lo <= r["pq"] <= hi and hi - lo > 0  # four different images: a real interval
-    assert rows[("onnx", "fp32")]["status"] == "parity ok" and rows[("onnx", "fp32")]["file_mb"] > 10
+    assert rows[("onnx", "fp32")]["status"] == "passed" and rows[("onnx", "fp32")]["file_mb"] > 10
     # second run reuses the cached export
     again = bench(cfg)
     assert [r["cached"] for r in again["rows"] if r["format"] == "onnx"] == [True, False]  # the failed row is retried
-    assert "| onnxruntime | fp32 | 128 | 1 | parity ok |" in markdown_table(doc)
+    assert "| onnxruntime | fp32 | 128 | 1 | passed |" in markdown_table(doc)
     # an FP32 artifact is reused only for the same checkpoint, format and size
     from edgeseg.assets import resolve_weights
     from edgeseg.export import ExportError, check_fp32_artifact
@@ -231,3 +237,21 @@ def test_results_record_paths_relative_to_the_working_directory(tmp_path, monkey
     assert _shown(inside) == str(Path("models") / "m.pt")
     outside = tmp_path.parent / "elsewhere.pt"
     assert _shown(outside) == str(outside)
+
+
+def test_artifact_that_converts_but_fails_parity_is_a_check_failed_row(tiny_weights, tiny_data, tmp_path, monkeypatch):
+    """Ultralytics-style status: a converter crash is 'export failed', a file that converted but
+    disagrees with torch is 'exported, check failed' with the measured parity, and nothing of it
+    is left in the cache."""
+    from edgeseg.benchmark.artifacts import CHECK_FAILED, EXPORT_FAILED, PASSED, build_artifact
+    from edgeseg.export import parity
+
+    ok = build_artifact(tiny_weights, "onnx", "fp32", 64, tmp_path / "work", tiny_data, parity_images=2)
+    assert ok.status == PASSED and ok.ok and ok.parity["mask_agreement"] >= 99.5
+    monkeypatch.setitem(parity.TOLERANCES, "fp16", (100.5, 0.0))  # an agreement no export can reach
+    refused = build_artifact(tiny_weights, "onnx", "fp16", 64, tmp_path / "work", tiny_data, parity_images=2)
+    assert refused.status == CHECK_FAILED and not refused.ok and refused.path is None
+    assert "failed the parity check" in refused.reason and refused.parity["min_agreement"] == 100.5
+    assert not list((tmp_path / "work").glob("*/onnx_fp16_64*"))
+    broken = build_artifact(tiny_weights, "torch", "int8", 64, tmp_path / "work", tiny_data)
+    assert broken.status == EXPORT_FAILED and "FP32 only" in broken.reason

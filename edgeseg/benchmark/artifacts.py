@@ -13,10 +13,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import CheckFailedError, EdgesegError
 from edgeseg.version import __version__
 
 RUNTIME_OF = {"torch": "torch", "onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert"}
+
+# A row's status, as Ultralytics' benchmark reports it: measured, converted but refused by its
+# accuracy check (parity with torch, INT8 PQ budget, or the runtime failing on the val images),
+# or not converted at all. The reason travels with every status but the first.
+PASSED = "passed"
+CHECK_FAILED = "exported, check failed"
+EXPORT_FAILED = "export failed"
+STATUSES = (PASSED, CHECK_FAILED, EXPORT_FAILED)
 
 
 @dataclass
@@ -26,7 +34,7 @@ class Artifact:
     precision: str
     imgsz: int
     path: Path | None  # model file to load (the .pt itself for torch)
-    status: str  # "reference", "parity ok", "failed"
+    status: str  # one of STATUSES
     reason: str = ""
     parity: dict | None = None
     build_seconds: float | None = None
@@ -34,7 +42,7 @@ class Artifact:
 
     @property
     def ok(self) -> bool:
-        return self.status != "failed"
+        return self.status == PASSED
 
 
 def _cached(folder: Path, weights_sha: str) -> Artifact | None:
@@ -54,7 +62,7 @@ def _cached(folder: Path, weights_sha: str) -> Artifact | None:
         if (folder / name).is_file():
             doc = json.loads((folder / name).read_text())
             parity = doc.get("parity", doc)
-    return Artifact(Path(), meta.format, meta.precision, meta.input_size, folder / meta.model_file, "parity ok",
+    return Artifact(Path(), meta.format, meta.precision, meta.input_size, folder / meta.model_file, PASSED,
                     parity=parity, cached=True)
 
 
@@ -62,16 +70,16 @@ def build_artifact(weights: str | Path, fmt: str, precision: str, imgsz: int, wo
                    data: str | Path | None = None, parity_images: int = 8, calibration_images: int | None = None,
                    validation_images: int | None = None, fp32_model: Path | None = None) -> Artifact:
     """Export / quantize ``weights`` to ``work/<stem>/<format>_<precision>_<imgsz>`` unless a
-    matching artifact is already there. Failures are returned (status ``failed`` with the
-    reason), not raised: a benchmark records them as rows. ``fp32_model``: the FP32 artifact of
+    matching artifact is already there. Failures are returned (status :data:`CHECK_FAILED` or
+    :data:`EXPORT_FAILED` with the reason), not raised: a benchmark records them as rows. ``fp32_model``: the FP32 artifact of
     the same format and size, reused by INT8 and TFLite FP16 instead of converting again."""
     from edgeseg.checkpoint import file_sha256, load_checkpoint
 
     weights = Path(weights)
     if fmt == "torch":
         if precision != "fp32":
-            return Artifact(weights, fmt, precision, imgsz, None, "failed", "torch rows run in FP32 only")
-        return Artifact(weights, fmt, precision, imgsz, weights, "reference")
+            return Artifact(weights, fmt, precision, imgsz, None, EXPORT_FAILED, "torch rows run in FP32 only")
+        return Artifact(weights, fmt, precision, imgsz, weights, PASSED, "the torch reference")
     sha = file_sha256(weights, 64)
     folder = Path(work) / f"{weights.stem}-{sha[:8]}" / f"{fmt}_{precision}_{imgsz}"
     hit = _cached(folder, sha)
@@ -99,7 +107,10 @@ def build_artifact(weights: str | Path, fmt: str, precision: str, imgsz: int, wo
             parity = result.parity
     except Exception as exc:  # noqa: BLE001 - a converter crash is a benchmark row, like Ultralytics' benchmark
         reason = str(exc) if isinstance(exc, EdgesegError) else f"{type(exc).__name__}: {exc}"
-        return Artifact(weights, fmt, precision, imgsz, None, "failed", reason.strip().splitlines()[0][:400],
+        checked = isinstance(exc, CheckFailedError)
+        report = exc.report if checked else {}
+        return Artifact(weights, fmt, precision, imgsz, None, CHECK_FAILED if checked else EXPORT_FAILED,
+                        reason.strip().splitlines()[0][:400], parity=report.get("parity", report) or None,
                         build_seconds=round(time.perf_counter() - start, 1))
-    return Artifact(weights, fmt, precision, imgsz, result.path, "parity ok", parity=parity,
+    return Artifact(weights, fmt, precision, imgsz, result.path, PASSED, parity=parity,
                     build_seconds=round(time.perf_counter() - start, 1))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg.assets import SHIPPED_MODEL
-from edgeseg.benchmark.artifacts import Artifact, build_artifact
+from edgeseg.benchmark.artifacts import CHECK_FAILED, Artifact, build_artifact
 from edgeseg.benchmark.measure import (HEADLINE_FRAME, machine_description, peak_rss_mb, sgemm_peak_gflops_per_core,
                                        summarize_ms, time_interleaved)
 from edgeseg.errors import EdgesegError
@@ -55,7 +55,7 @@ class BenchConfig:
     combos: tuple[tuple[str, str], ...] = DEFAULT_COMBOS
     threads: tuple[int, ...] = (1, 2)
     imgsz: tuple[int, ...] = (512,)
-    teacher: str | None = None  # a teacher checkpoint, timed and scored in torch FP32 as the reference
+    teacher: str | None = None  # a teacher checkpoint: exported, scored and timed in the same combos as the students
     data: str = "data/synth"
     val_images: int = 0  # 0 = the whole val split
     runs: int = 50
@@ -194,8 +194,8 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
     n_val = len(dataset) if cfg.val_images <= 0 else min(cfg.val_images, len(dataset))
 
     jobs = [(w, fmt, prec, s) for w in students for s in cfg.imgsz for fmt, prec in cfg.combos]
-    if cfg.teacher:
-        jobs += [(Path(cfg.teacher), "torch", "fp32", s) for s in cfg.imgsz]
+    if cfg.teacher:  # the same grid: FPS ratios are then read within one runtime and precision
+        jobs += [(Path(cfg.teacher), fmt, prec, s) for s in cfg.imgsz for fmt, prec in cfg.combos]
 
     # 1. artifacts
     artifacts: list[Artifact] = []
@@ -210,8 +210,9 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
                 fp32_built[(w, fmt, s)] = art.path
             artifacts.append(art)
             bar.update()
+    models = students + ([Path(cfg.teacher)] if cfg.teacher else [])
     order = {(w, fmt, prec, s): i for i, (w, fmt, prec, s) in enumerate(
-        [(w, fmt, prec, s) for w in students for s in cfg.imgsz for fmt, prec in cfg.combos])}
+        [(w, fmt, prec, s) for w in models for s in cfg.imgsz for fmt, prec in cfg.combos])}
     artifacts.sort(key=lambda a: order.get((a.weights, a.format, a.precision, a.imgsz), len(order)))
     ok = [a for a in artifacts if a.ok]
     info = {w: _model_name(w) for w in {a.weights for a in artifacts}}
@@ -228,7 +229,7 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
             try:
                 accuracy[id(a)] = _accuracy(a, max(cfg.threads), dataset, n_val)
             except Exception as exc:  # noqa: BLE001 - a runtime that loads but fails to run is a row
-                a.status, a.reason = "failed", f"evaluation failed: {type(exc).__name__}: {exc}"[:400]
+                a.status, a.reason = CHECK_FAILED, f"evaluation failed: {type(exc).__name__}: {exc}"[:400]
             bar.update()
     ok = [a for a in ok if a.ok]
     if cfg.memory:

@@ -16,6 +16,7 @@ from typing import Any
 
 from edgeseg.assets import SHIPPED_MODEL
 from edgeseg.benchmark.measure import HEADLINE_FRAME
+from edgeseg.benchmark.report import row_passed
 from edgeseg.errors import EdgesegError
 from edgeseg.profiles import DeviceProfile
 
@@ -92,7 +93,7 @@ def select(rows: list[dict], fps: float, profile: DeviceProfile | None = None, t
     if fps <= 0:
         raise TuneError(f"--fps must be > 0, got {fps}")
     notes = []
-    cands = [r for r in rows if r.get("role", "student") == "student" and r.get("status") != "failed"
+    cands = [r for r in rows if r.get("role", "student") == "student" and row_passed(r)
              and r.get("fps") is not None and r.get("pq") is not None]
     unscored = [r for r in rows if r.get("fps") is not None and r.get("pq") is None]
     if unscored:

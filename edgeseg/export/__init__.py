@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import CheckFailedError, EdgesegError
 from edgeseg.export.metadata import ModelMetadata, write_metadata
 from edgeseg.formats import EXPORT_FORMATS, get_format, model_bytes
 
@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 class ExportError(EdgesegError):
     """An export failed: converter error, or the artifact disagrees with torch past tolerance."""
+
+
+class ExportCheckError(ExportError, CheckFailedError):
+    """The converter ran, but the artifact disagrees with torch past the parity tolerance."""
 
 
 @dataclass
@@ -173,7 +177,8 @@ def export(
             (tmp / "parity.json").write_text(json.dumps(report, indent=2))
             logger.info("%s", parity.summary())
             if not parity.passed:
-                raise ExportError(f"{format} {precision} export of {weights} failed the parity check: {parity.summary()}")
+                raise ExportCheckError(f"{format} {precision} export of {weights} failed the parity check: "
+                                       f"{parity.summary()}", report)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -183,4 +188,4 @@ def export(
     return ExportResult(out / meta.model_file, meta, report)
 
 
-__all__ = ["ExportError", "ExportResult", "check_fp32_artifact", "export", "torch_reference"]
+__all__ = ["ExportCheckError", "ExportError", "ExportResult", "check_fp32_artifact", "export", "torch_reference"]

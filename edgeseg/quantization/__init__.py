@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import CheckFailedError, EdgesegError
 from edgeseg.formats import model_bytes
 from edgeseg.quantization.recipe import QuantRecipe, default_recipe, load_recipe
 
@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 class QuantizeError(EdgesegError):
     """INT8 quantization failed or its PQ drop is past the budget."""
+
+
+class QuantizeCheckError(QuantizeError, CheckFailedError):
+    """The INT8 model was built, but its PQ drop is past the recipe's budget."""
 
 
 @dataclass
@@ -183,9 +187,9 @@ def quantize(
             hint = ("pass --max-pq-drop to let NNCF keep the most sensitive layers in float"
                     if not r.accuracy_control and format != "tflite" else
                     "widen the recipe's ignored scope or use a larger calibration --subset")
-            raise QuantizeError(f"INT8 {format} model of {weights} dropped PQ by {report['pq_drop']:.2f} points "
-                                f"(budget {r.max_pq_drop}) on {parity.images} val images; nothing was written. "
-                                f"To meet the budget: {hint}")
+            raise QuantizeCheckError(f"INT8 {format} model of {weights} dropped PQ by {report['pq_drop']:.2f} points "
+                                     f"(budget {r.max_pq_drop}) on {parity.images} val images; nothing was written. "
+                                     f"To meet the budget: {hint}", report)
         if out.exists():
             shutil.rmtree(out)
         os.replace(final, out)
@@ -200,4 +204,4 @@ def _umask() -> int:
     return mask
 
 
-__all__ = ["QuantizeError", "QuantizeResult", "quantize", "resolve_recipe"]
+__all__ = ["QuantizeCheckError", "QuantizeError", "QuantizeResult", "quantize", "resolve_recipe"]
