@@ -12,7 +12,7 @@ import pytest
 from edgeseg.backends import load
 from edgeseg.cli import main
 from edgeseg.errors import EdgesegError
-from edgeseg.export import ExportError, export
+from edgeseg.export import ExportCheckError, ExportError, export
 from edgeseg.export.metadata import METADATA_FILE, read_metadata
 from edgeseg.export.parity import TOLERANCES, panoptic_agreement
 from edgeseg.assets import resolve_weights
@@ -52,6 +52,11 @@ def test_onnx_export_carries_metadata_and_passes_parity(shipped_exports):
     embedded = {p.key: p.value for p in onnx.load(str(res.path)).metadata_props}
     assert json.loads(embedded["edgeseg.class_names"]) == meta.class_names
     assert embedded["edgeseg.input_size"] == str(SMALL)
+    # the plain keys an Ultralytics ONNX export carries
+    import ast
+
+    assert ast.literal_eval(embedded["names"]) == dict(enumerate(meta.class_names))
+    assert embedded["task"] == "panoptic" and ast.literal_eval(embedded["imgsz"]) == [SMALL, SMALL]
     parity = json.loads((folder / "parity.json").read_text())
     _check_real_parity(parity, "fp32")
     assert parity["max_abs_mask_logits"] < 1e-2 and parity["mask_agreement"] == 100.0
@@ -89,14 +94,61 @@ def test_other_formats_and_precisions_pass_parity(shipped_exports, fmt, precisio
         assert res.metadata.extra["xnnpack_partitions"] == 1
         if precision == "fp16":
             assert res.metadata.extra["from_fp32"] == "model.tflite"  # cast from the FP32 file, not converted again
+        # the same contract inside the flatbuffer's metadata table
+        from edgeseg.export.to_tflite import read_tflite_metadata
+
+        assert read_tflite_metadata(res.path) == json.loads((res.path.parent / "edgeseg.json").read_text())
+
+
+def test_openvino_ir_model_info_is_read_by_model_api(shipped_exports, shipped_data):
+    """OpenVINO model_api reads the IR's ``model_info`` (labels, mean / scale, channel order,
+    resize, thresholds), picks a wrapper by its ``model_type``, and its own preprocessing then
+    feeds the network exactly what edgeseg's does."""
+    pytest.importorskip("model_api")
+    import cv2
+    from model_api.models import Model
+    from model_api.models.image_model import ImageModel
+    from model_api.models.parameters import ParameterRegistry
+
+    from edgeseg.data.image_io import read_image
+    from edgeseg.export.metadata import MODEL_API_TYPE
+
+    class RawOutputs(ImageModel):
+        __model__ = MODEL_API_TYPE
+
+        @classmethod
+        def parameters(cls):
+            params = super().parameters()
+            params.update(ParameterRegistry.merge(ParameterRegistry.LABELS, ParameterRegistry.CONFIDENCE_THRESHOLD))
+            return params
+
+        def postprocess(self, outputs, meta):
+            return outputs
+
+    res = shipped_exports("openvino")
+    wrapper = Model.create_model(str(res.path), device="CPU")
+    assert isinstance(wrapper, RawOutputs)
+    meta = res.metadata
+    assert wrapper.params.labels == [n.replace(" ", "_") for n in meta.class_names]
+    assert wrapper.params.mean_values == meta.mean and wrapper.params.scale_values == meta.std
+    assert wrapper.params.reverse_input_channels and wrapper.params.resize_type == "fit_to_window"
+    assert wrapper.params.confidence_threshold == pytest.approx(meta.thresholds["object_mask_threshold"])
+    image = cv2.resize(read_image(next((shipped_data / "val").iterdir())), (SMALL, SMALL), interpolation=cv2.INTER_AREA)
+    theirs = wrapper(np.ascontiguousarray(image[:, :, ::-1]))  # model_api takes OpenCV's BGR
+    predictor = load(res.path)
+    ours = predictor.infer(predictor.preprocess(image)[0])
+    assert np.abs(ours["class_logits"]).max() > 1.0  # a real output, not zeros
+    for key in ("class_logits", "mask_logits"):
+        np.testing.assert_allclose(theirs[key], ours[key], atol=2e-3 * np.abs(ours[key]).max())
 
 
 def test_failed_parity_leaves_nothing_behind(shipped_data, tmp_path, monkeypatch):
     from edgeseg.export import parity
 
     monkeypatch.setitem(parity.TOLERANCES, "fp32", (100.1, 0.0))  # impossible
-    with pytest.raises(ExportError, match="parity"):
+    with pytest.raises(ExportCheckError, match="parity") as failed:
         export(SHIPPED, "onnx", "fp32", imgsz=SMALL, out=tmp_path / "never", data=shipped_data, parity_images=1)
+    assert isinstance(failed.value, ExportError) and failed.value.report["min_agreement"] == 100.1
     assert list(tmp_path.iterdir()) == []  # no output folder, no temp folder
 
 

@@ -1,5 +1,11 @@
-"""What every exported model carries: ``edgeseg.json`` beside it (always) and, where the format
-allows, the same keys embedded (ONNX ``metadata_props``, OpenVINO ``rt_info``).
+"""What every exported model carries: ``edgeseg.json`` beside it (always) and the same keys
+embedded in the model file, where each ecosystem's tools look for them:
+
+- ONNX ``metadata_props``: ``edgeseg.<key>``, plus the plain keys Ultralytics writes (``task``,
+  ``imgsz``, ``names``, ``stride``, ...: :func:`ultralytics_style_props`);
+- OpenVINO IR ``rt_info``: ``edgeseg/<key>``, plus ``model_info/<key>`` in OpenVINO model_api's
+  schema (:func:`model_api_info`: labels, mean / scale values, resize type, thresholds);
+- TFLite: a flatbuffer metadata entry named ``edgeseg`` holding this JSON (``to_tflite``).
 
 ``edgeseg.load(path)`` needs nothing else than the model file and this JSON: class names and
 ``isthing`` for post-processing, S / mean / std / padding rule for preprocessing, thresholds,
@@ -55,6 +61,48 @@ class ModelMetadata:
     def flat_strings(self) -> dict[str, str]:
         """``edgeseg.<key>`` -> string, for formats whose metadata is a string map."""
         return {f"edgeseg.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in dataclasses.asdict(self).items()}
+
+
+# model_api's ``model_type``: the MaskFormer contract (per-query class logits + mask logits).
+# model_api has no stock wrapper for it (its segmentation wrappers are semantic and box-based
+# instance); a wrapper class with this ``__model__`` name is what ``Model.create_model`` would pick.
+MODEL_API_TYPE = "edgeseg_maskformer"
+
+
+def model_api_info(meta: ModelMetadata) -> dict[str, str]:
+    """The IR's ``rt_info["model_info"]`` in OpenVINO model_api's encoding (lists space-separated,
+    booleans ``True`` / ``False``), read by its ``ImageModel`` parameters: its preprocessing
+    (resize, mean / scale, channel order) reproduces edgeseg's. ``labels`` cannot hold spaces in
+    that encoding: they become ``_`` (the full names are in ``edgeseg/class_names``).
+    ``reverse_input_channels`` is True because model_api feeds OpenCV's BGR frames and the network
+    takes RGB. ``fit_to_window`` keeps the aspect and pads bottom / right like edgeseg's letterbox,
+    but model_api pads with 0 where edgeseg pads with the mean: images whose sides match the
+    input's aspect see the same tensor."""
+    return {
+        "model_type": MODEL_API_TYPE,
+        "task_type": "panoptic_segmentation",
+        "labels": " ".join(name.replace(" ", "_") for name in meta.class_names),
+        "label_ids": " ".join(str(i) for i in meta.category_ids),
+        "isthing": " ".join(str(bool(t)) for t in meta.isthing),
+        "mean_values": " ".join(f"{v:g}" for v in meta.mean),
+        "scale_values": " ".join(f"{v:g}" for v in meta.std),
+        "reverse_input_channels": "True",
+        "resize_type": "fit_to_window",
+        "pad_value": str(int(round(sum(meta.mean) / len(meta.mean)))),
+        "confidence_threshold": f"{meta.thresholds.get('object_mask_threshold', 0.8):g}",
+        **{name: f"{value:g}" for name, value in meta.thresholds.items()},
+        "num_queries": str(meta.num_queries),
+        "input_size": str(meta.input_size),
+    }
+
+
+def ultralytics_style_props(meta: ModelMetadata) -> dict[str, str]:
+    """The plain ``metadata_props`` keys an Ultralytics ONNX export carries (``names`` as a Python
+    dict literal of index -> name), so tools that read those find the task, size and labels."""
+    names = {i: name for i, name in enumerate(meta.class_names)}
+    return {"description": f"edgeseg {meta.model_name} ({meta.precision}): panoptic / instance / semantic segmentation",
+            "author": "edgeseg", "version": meta.edgeseg_version, "task": "panoptic", "batch": "1",
+            "stride": "32", "imgsz": str([meta.input_size, meta.input_size]), "names": str(names)}
 
 
 def write_metadata(folder: str | Path, meta: ModelMetadata) -> Path:

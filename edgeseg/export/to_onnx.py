@@ -74,10 +74,14 @@ def _separate_consumed_outputs(model) -> None:
 
 
 def embed_onnx_metadata(model, meta: ModelMetadata) -> None:
-    """Write ``meta`` into the model's ``metadata_props`` (replacing earlier edgeseg keys)."""
-    keep = [p for p in model.metadata_props if not p.key.startswith("edgeseg.")]
+    """Write ``meta`` into the model's ``metadata_props`` (replacing earlier edgeseg keys):
+    ``edgeseg.<key>`` and the Ultralytics-style plain keys."""
+    from edgeseg.export.metadata import ultralytics_style_props
+
+    props = {**ultralytics_style_props(meta), **meta.flat_strings()}
+    keep = [p for p in model.metadata_props if p.key not in props and not p.key.startswith("edgeseg.")]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
-    for key, value in meta.flat_strings().items():
+    for key, value in props.items():
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value

@@ -50,5 +50,10 @@ def onnx_to_openvino(onnx_path: Path, size: int):
 
 
 def embed_openvino_metadata(model, meta: ModelMetadata) -> None:
+    """``rt_info``: ``edgeseg/<key>`` (the whole contract) and ``model_info/<key>`` (model_api's schema)."""
+    from edgeseg.export.metadata import model_api_info
+
     for key, value in meta.flat_strings().items():
         model.set_rt_info(value, ["edgeseg", key.removeprefix("edgeseg.")])
+    for key, value in model_api_info(meta).items():
+        model.set_rt_info(value, ["model_info", key])

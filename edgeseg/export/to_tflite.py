@@ -6,9 +6,9 @@ download a calibration file at run time and took 10 minutes. FP16 is weight-only
 through ai-edge-quantizer (Google's maintained LiteRT quantizer): half the size, float
 activations, so XNNPACK runs it as before.
 
-Metadata: a ``.tflite`` flatbuffer has a metadata table, but writing it needs the TFLite
-schema tooling (TensorFlow); edgeseg keeps the contract in ``edgeseg.json`` beside the model,
-which is what ``edgeseg.load`` reads.
+Metadata: ``edgeseg.json`` beside the model is what ``edgeseg.load`` reads; the same JSON is
+also stored in the flatbuffer's own metadata table (an entry named ``edgeseg``, written with the
+schema module ai-edge-litert ships), so a lone ``.tflite`` copied to a phone still says what it is.
 """
 from __future__ import annotations
 
@@ -112,3 +112,53 @@ def export_tflite(module: torch.nn.Module, example: torch.Tensor, path: Path, pr
     info["xnnpack_partitions"] = xnnpack_partitions(path)
     meta.output_tensors = output_tensors(path, meta)
     return info
+
+
+TFLITE_METADATA_NAME = "edgeseg"
+
+
+def embed_tflite_metadata(path: Path, meta: ModelMetadata) -> None:
+    """Store ``meta`` as the flatbuffer metadata entry ``edgeseg`` (replacing an earlier one);
+    the file is rewritten through a temp file and renamed. Weights that a writer appended after
+    the flatbuffer (ai-edge-quantizer does; their positions would move) are moved inside it, as
+    the converter stores them; past the flatbuffer's 2 GB limit that is refused."""
+    import os
+
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    raw = Path(path).read_bytes()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(raw), 0)
+    if len(raw) + len(meta.to_json()) >= 2**31 - 2**20:
+        raise EdgesegError(f"{path}: {len(raw) / 1e9:.1f} GB, past the flatbuffer limit; cannot embed metadata")
+    for b in model.buffers or []:
+        if b.offset > 1:  # stored after the flatbuffer at an absolute position
+            b.data, b.offset, b.size = np.frombuffer(raw, np.uint8, b.size, b.offset), 0, 0
+    entries = [m for m in model.metadata or [] if (m.name.decode() if isinstance(m.name, bytes) else m.name)
+               != TFLITE_METADATA_NAME]
+    buffer = schema.BufferT()
+    buffer.data = list(meta.to_json().encode())
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = TFLITE_METADATA_NAME, len(model.buffers) - 1
+    model.metadata = [*entries, entry]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    tmp.write_bytes(builder.Output())
+    os.replace(tmp, path)
+
+
+def read_tflite_metadata(path: Path) -> dict | None:
+    """The ``edgeseg`` metadata entry of a ``.tflite`` as a dict (None when it has none)."""
+    import json
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name().decode() == TFLITE_METADATA_NAME:
+            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    return None

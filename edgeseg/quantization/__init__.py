@@ -164,6 +164,10 @@ def quantize(
             meta.output_tensors = output_tensors(model_path, meta)
         meta.extra = {"quantization": {"engine": r.engine, "recipe": r.to_dict(),
                                        **{k: v for k, v in engine_report.items() if k != "accuracy_control_log"}}}
+        if format == "tflite":
+            from edgeseg.export.to_tflite import embed_tflite_metadata
+
+            embed_tflite_metadata(model_path, meta)
         write_metadata(final, meta)
 
         # The INT8 check: the artifact through its runtime adapter against FP32 torch, on the
