@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="FPS against PQ for every model x format x precision x runtime x threads x size")
     p.add_argument("--weights", nargs="+", help=f"student checkpoints or shipped names (default {SHIPPED_MODEL})")
-    p.add_argument("--teacher", help="teacher checkpoint: timed and scored in torch FP32 as the reference")
+    p.add_argument("--teacher", help="teacher checkpoint: exported, scored and timed in the same combos as the students")
     p.add_argument("--combos", nargs="+", metavar="FORMAT:PRECISION",
                    help="e.g. torch:fp32 onnx:int8 (default: torch FP32 + onnx/openvino/tflite x fp32/fp16/int8)")
     p.add_argument("--threads", nargs="+", type=int, help="thread counts (default 1 2)")
@@ -482,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--data", default="data/synth", help="built-in data (generated if missing)")
     p.add_argument("--weights", help=f"student checkpoint (default: the shipped {SHIPPED_MODEL})")
-    p.add_argument("--teacher", help="teacher checkpoint to include as the torch reference row")
+    p.add_argument("--teacher", help="teacher checkpoint: its rows beside the student's, in the same runtimes")
     p.add_argument("--quick", action="store_true", help="tiny data set and settings (a CI smoke test, about 3 min)")
     p.add_argument("--from-scratch", action="store_true",
                    help="regenerate data, train the teacher, distil the student, then the demo (hours on a CPU)")

@@ -5,7 +5,7 @@
    teacher, distil the student from it and calibrate it first);
 3. ``bench``: export to ONNX / OpenVINO / TFLite in FP32 / FP16, INT8 with NNCF / ONNX Runtime /
    ai-edge-quantizer, parity / PQ-drop check of each, PQ on val and interleaved latency of every
-   row (+ the teacher in torch FP32 when there is one);
+   row (+ the teacher's rows in the same runtimes when there is one);
 4. a report folder: ``report.md`` (the table, the teacher comparison), ``bench.json``,
    ``pareto.png``, and ``overlays/`` with the same images through several runtimes side by side.
 """
@@ -156,7 +156,7 @@ def _report(doc: dict, out: Path, overlays: list[Path], command: str, minutes: f
     ]
     if not svt:
         lines += ["No teacher row: pass `--teacher runs/teacher/model.pt` (or run `--from-scratch`) to compare "
-                  "against the Mask2Former teacher in torch FP32.", ""]
+                  "against the Mask2Former teacher, runtime by runtime.", ""]
     if overlays:
         lines += ["## The same images through each runtime", ""]
         lines += [f"![{p.stem}](overlays/{p.name})" for p in overlays]

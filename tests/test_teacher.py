@@ -365,7 +365,8 @@ def test_teacher_quantizes_to_int8_within_the_pq_budget(fmt, trained_teacher, tm
     assert load(res.path).predict(CocoPanoptic(data, "val")[0].image).segments
 
 
-def test_imported_transformers_teacher_exports_to_onnx(tmp_path, tiny_data, monkeypatch):
+@pytest.mark.parametrize("fmt", ["onnx", pytest.param("openvino", marks=pytest.mark.slow)])
+def test_imported_transformers_teacher_exports(fmt, tmp_path, tiny_data, monkeypatch):
     """An official checkpoint (here a small save_pretrained one) imported with teacher-import
     exports and matches its torch self."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -376,6 +377,6 @@ def test_imported_transformers_teacher_exports_to_onnx(tmp_path, tiny_data, monk
     _, hf_dir = _save_hf_checkpoint(tmp_path, ["Unrelated Thing", *data_names])
     imported = import_hf_teacher(hf_dir, tiny_data, tmp_path / "imported.pt", image_size=64)
     weights = _with_thresholds(imported, tmp_path / "imported_t.pt", object_mask_threshold=0.0)
-    res = export(weights, format="onnx", out=tmp_path / "onnx", data=tiny_data, parity_images=3)
+    res = export(weights, format=fmt, out=tmp_path / fmt, data=tiny_data, parity_images=3)
     assert res.parity["passed"] and res.parity["segments_reference"] >= 3
     assert res.parity["max_abs_class_logits"] < 1e-3
