@@ -13,7 +13,7 @@ import pytest
 
 from edgeseg.backends import load
 from edgeseg.errors import ConfigError
-from edgeseg.quantization import QuantizeError, quantize, resolve_recipe
+from edgeseg.quantization import QuantizeCheckError, QuantizeError, quantize, resolve_recipe
 from edgeseg.quantization.calibration import CalibrationError
 from edgeseg.quantization.recipe import QuantRecipe, default_recipe, load_recipe
 from tests.conftest import SHIPPED, SMALL
@@ -181,6 +181,7 @@ def test_recipe_choices_are_checked():
         QuantRecipe(format="onnx", engine="onnxruntime", onnx_weight_type="int4").validate()
 
 
+@pytest.mark.slow  # a recipe option no shipped recipe uses; one more INT8 build (about 40 s on 2 cores)
 def test_onnx_int8_uint8_weights(shipped_exports, shipped_data, tmp_path):
     """onnx_weight_type uint8: the weights are stored uint8 (ONNX Runtime's u8u8 kernels, which
     cannot saturate on AVX2), none int8, and the model still scores."""
@@ -290,8 +291,9 @@ def test_budget_not_met_is_refused_and_leaves_nothing(shipped_exports, shipped_d
         return report
 
     monkeypatch.setattr(parity, "check_parity", pessimistic)
-    with pytest.raises(QuantizeError, match="dropped PQ by 5.00 points"):
+    with pytest.raises(QuantizeCheckError, match="dropped PQ by 5.00 points") as refused:
         _quantize("onnx", shipped_exports, shipped_data, tmp_path / "refused")
+    assert isinstance(refused.value, QuantizeError) and refused.value.report["pq_drop"] == pytest.approx(5.0, abs=0.01)
     assert list(tmp_path.iterdir()) == []
 
 

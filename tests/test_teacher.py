@@ -339,7 +339,8 @@ def test_teacher_exports_and_passes_parity_on_real_segments(fmt, precision, trai
     assert len(ours.segments) > 0 and (ours.panoptic == theirs.panoptic).mean() > 0.99
 
 
-@pytest.mark.parametrize("fmt", ["openvino", pytest.param("onnx", marks=pytest.mark.slow)])
+@pytest.mark.slow  # two INT8 builds with their PQ checks: about 1.5 min on 2 cores; both passed when added
+@pytest.mark.parametrize("fmt", ["openvino", "onnx"])
 def test_teacher_quantizes_to_int8_within_the_pq_budget(fmt, trained_teacher, tmp_path):
     """NNCF (OpenVINO) and ONNX Runtime INT8 of the teacher, held to the same PQ budget as the
     student's; the file holds int8 weights and finds the same segments as torch on most pixels."""
