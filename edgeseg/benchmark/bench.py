@@ -193,9 +193,10 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
     dataset = CocoPanoptic(cfg.data, "val")
     n_val = len(dataset) if cfg.val_images <= 0 else min(cfg.val_images, len(dataset))
 
-    jobs = [(w, fmt, prec, s) for w in students for s in cfg.imgsz for fmt, prec in cfg.combos]
-    if cfg.teacher:  # the same grid: FPS ratios are then read within one runtime and precision
-        jobs += [(Path(cfg.teacher), fmt, prec, s) for s in cfg.imgsz for fmt, prec in cfg.combos]
+    # the teacher gets the students' grid: FPS ratios are then read within one runtime and precision
+    models = students + ([Path(cfg.teacher)] if cfg.teacher else [])
+    jobs = [(w, fmt, prec, s) for w in models for s in cfg.imgsz for fmt, prec in cfg.combos]
+    order = {job: i for i, job in enumerate(jobs)}  # the rows' order in the report
 
     # 1. artifacts
     artifacts: list[Artifact] = []
@@ -210,9 +211,6 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
                 fp32_built[(w, fmt, s)] = art.path
             artifacts.append(art)
             bar.update()
-    models = students + ([Path(cfg.teacher)] if cfg.teacher else [])
-    order = {(w, fmt, prec, s): i for i, (w, fmt, prec, s) in enumerate(
-        [(w, fmt, prec, s) for w in models for s in cfg.imgsz for fmt, prec in cfg.combos])}
     artifacts.sort(key=lambda a: order.get((a.weights, a.format, a.precision, a.imgsz), len(order)))
     ok = [a for a in artifacts if a.ok]
     info = {w: _model_name(w) for w in {a.weights for a in artifacts}}
