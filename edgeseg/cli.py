@@ -225,6 +225,8 @@ def _bench_config(args: argparse.Namespace):
         changes["weights"] = tuple(args.weights)
     if args.combos:
         changes["combos"] = _parse_combos(args.combos)
+    if args.teacher_combos:
+        changes["teacher_combos"] = _parse_combos(args.teacher_combos)
     for key in ("threads", "imgsz", "frames"):
         if getattr(args, key):
             changes[key] = tuple(getattr(args, key))
@@ -444,9 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="FPS against PQ for every model x format x precision x runtime x threads x size")
     p.add_argument("--weights", nargs="+", help=f"student checkpoints or shipped names (default {SHIPPED_MODEL})")
-    p.add_argument("--teacher", help="teacher checkpoint: exported, scored and timed in the same combos as the students")
+    p.add_argument("--teacher", help="teacher checkpoint: exported, scored and timed beside the students")
     p.add_argument("--combos", nargs="+", metavar="FORMAT:PRECISION",
                    help="e.g. torch:fp32 onnx:int8 (default: torch FP32 + onnx/openvino/tflite x fp32/fp16/int8)")
+    p.add_argument("--teacher-combos", nargs="+", metavar="FORMAT:PRECISION",
+                   help="the teacher's combos when they differ from the students' (default: the same)")
     p.add_argument("--threads", nargs="+", type=int, help="thread counts (default 1 2)")
     p.add_argument("--imgsz", nargs="+", type=int, help="input sizes (default 512)")
     p.add_argument("--profile", help=PROFILE_HELP + " (its formats, size and threads)")

@@ -226,6 +226,25 @@ def test_bench_config_rejects_bad_input(tmp_path):
         BenchConfig(imgsz=(500,), data=str(tmp_path)).validate()
     with pytest.raises(EdgesegError, match="data set .*nowhere not found"):
         BenchConfig(data=str(tmp_path / "nowhere")).validate()
+    with pytest.raises(EdgesegError, match="--teacher-combos needs --teacher"):
+        BenchConfig(teacher_combos=(("onnx", "fp32"),), data=str(tmp_path)).validate()
+    with pytest.raises(EdgesegError, match="tflite supports precisions .* got .int4."):
+        BenchConfig(teacher="t.pt", teacher_combos=(("tflite", "int4"),), data=str(tmp_path)).validate()
+
+
+def test_teacher_runs_its_own_combos_after_the_students():
+    from edgeseg.benchmark.bench import bench_jobs
+
+    students = [Path("a.pt"), Path("b.pt")]
+    grid = (("onnx", "fp32"), ("tflite", "int8"))
+    same = bench_jobs(BenchConfig(combos=grid, imgsz=(256, 512), teacher="t.pt"), students)
+    assert [j for j in same if j[0] == Path("t.pt")] == [(Path("t.pt"), f, p, s) for s in (256, 512) for f, p in grid]
+    assert same[:4] == [(Path("a.pt"), f, p, s) for s in (256, 512) for f, p in grid]
+    own = bench_jobs(BenchConfig(combos=grid, imgsz=(512,), teacher="t.pt", teacher_combos=(("onnx", "fp32"),)), students)
+    assert own == [(Path("a.pt"), "onnx", "fp32", 512), (Path("a.pt"), "tflite", "int8", 512),
+                   (Path("b.pt"), "onnx", "fp32", 512), (Path("b.pt"), "tflite", "int8", 512),
+                   (Path("t.pt"), "onnx", "fp32", 512)]
+    assert bench_jobs(BenchConfig(combos=grid, imgsz=(512,)), students) == own[:4]
 
 
 def test_results_record_paths_relative_to_the_working_directory(tmp_path, monkeypatch):

@@ -55,7 +55,10 @@ class BenchConfig:
     combos: tuple[tuple[str, str], ...] = DEFAULT_COMBOS
     threads: tuple[int, ...] = (1, 2)
     imgsz: tuple[int, ...] = (512,)
-    teacher: str | None = None  # a teacher checkpoint: exported, scored and timed in the same combos as the students
+    teacher: str | None = None  # a teacher checkpoint: exported, scored and timed beside the students
+    # the teacher's combos (default: the students'); only pairs both have get a student-vs-teacher ratio.
+    # A subset keeps a slow teacher row (e.g. LiteRT INT8, hours of calibration) out of one run.
+    teacher_combos: tuple[tuple[str, str], ...] | None = None
     data: str = "data/synth"
     val_images: int = 0  # 0 = the whole val split
     runs: int = 50
@@ -72,8 +75,10 @@ class BenchConfig:
     def validate(self) -> "BenchConfig":
         if not self.weights:
             raise EdgesegError("bench needs at least one student checkpoint (--weights)")
-        for fmt, prec in self.combos:
+        for fmt, prec in self.combos + (self.teacher_combos or ()):
             check_combo(fmt, prec)
+        if self.teacher_combos is not None and not self.teacher:
+            raise EdgesegError("bench: --teacher-combos needs --teacher")
         for s in self.imgsz:
             if int(s) % 32 or int(s) < 64:
                 raise EdgesegError(f"bench: input size {s} must be a multiple of 32 and >= 64")
@@ -110,6 +115,16 @@ def _gmacs(cfg: dict, imgsz: int) -> float | None:
     except ImportError:  # device install without torch
         return None
 
+
+
+def bench_jobs(cfg: BenchConfig, students: list[Path]) -> list[tuple[Path, str, str, int]]:
+    """(checkpoint, format, precision, size) of every row, in report order: each student in
+    ``combos``, then the teacher in ``teacher_combos`` (default the same grid, so that FPS ratios
+    are read within one runtime and precision)."""
+    grid = [(w, cfg.combos) for w in students]
+    if cfg.teacher:
+        grid.append((Path(cfg.teacher), cfg.teacher_combos if cfg.teacher_combos is not None else cfg.combos))
+    return [(w, fmt, prec, s) for w, combos in grid for s in cfg.imgsz for fmt, prec in combos]
 
 
 def _load(art: Artifact, threads: int):
@@ -193,9 +208,7 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
     dataset = CocoPanoptic(cfg.data, "val")
     n_val = len(dataset) if cfg.val_images <= 0 else min(cfg.val_images, len(dataset))
 
-    # the teacher gets the students' grid: FPS ratios are then read within one runtime and precision
-    models = students + ([Path(cfg.teacher)] if cfg.teacher else [])
-    jobs = [(w, fmt, prec, s) for w in models for s in cfg.imgsz for fmt, prec in cfg.combos]
+    jobs = bench_jobs(cfg, students)
     order = {job: i for i, job in enumerate(jobs)}  # the rows' order in the report
 
     # 1. artifacts
