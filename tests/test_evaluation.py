@@ -457,3 +457,39 @@ def test_paired_bootstrap_sees_a_gap_only_where_there_is_one():
     assert gap["all"]["diff"] > 0 and 0 < lo <= gap["all"]["diff"] <= hi
     with pytest.raises(DatasetError, match="different images"):
         paired_bootstrap([base], [better[:50]], isthing)
+
+
+def _prediction_set(folder, maps: dict[int, tuple[np.ndarray, dict[int, int]]]):
+    """A COCO-panoptic prediction set written by the same writer predict.py uses."""
+    from edgeseg.inference.predict_files import CocoPanopticWriter
+    from edgeseg.inference.result import LabelSpace, Result, Segment
+
+    labels = LabelSpace.from_coco_categories([{"id": 1, "name": "a", "isthing": 1}, {"id": 2, "name": "b", "isthing": 0}])
+    writer = CocoPanopticWriter(folder, labels)
+    for image_id, (pan, cats) in maps.items():
+        segments = [Segment(sid, cat - 1, cat, "ab"[cat - 1], 0.9, cat == 1, int((pan == sid).sum()), (0, 0, 1, 1))
+                    for sid, cat in cats.items()]
+        writer.add(f"{image_id:06d}.png", Result(image_hw=pan.shape, labels=labels, panoptic=pan, segments=segments))
+    return writer.close()
+
+
+def test_prediction_sets_compare_by_image_with_ids_renumbered(tmp_path):
+    from edgeseg.evaluation.agreement import compare_prediction_sets
+
+    pan = np.zeros((10, 10), np.int32)
+    pan[:5] = 1  # a thing on the top half (50 px)
+    pan[5:, :4] = 2  # stuff, 20 px; 30 px void
+    same_ids_swapped = np.where(pan == 1, 7, np.where(pan == 2, 3, 0)).astype(np.int32)
+    a = _prediction_set(tmp_path / "a", {0: (pan, {1: 1, 2: 2}), 1: (pan, {1: 1, 2: 2})})
+    b = _prediction_set(tmp_path / "b", {1: (same_ids_swapped, {7: 1, 3: 2}),  # other order, other ids: alike
+                                         0: (pan, {1: 1, 2: 1})})  # the stuff segment with another class
+    res = compare_prediction_sets(a, b)
+    by_id = {r["image_id"]: r for r in res["per_image"]}
+    assert by_id[1]["agreement_pct"] == 100.0
+    assert by_id[0]["agreement_pct"] == 80.0  # the 20 px of the relabelled segment disagree
+    assert (res["images"], res["mean_agreement_pct"], res["min_agreement_pct"]) == (2, 90.0, 80.0)
+    assert (res["equal_segment_counts"], res["segments_a"], res["segments_b"]) == (2, 4, 4)
+
+    c = _prediction_set(tmp_path / "c", {0: (pan, {1: 1, 2: 2})})
+    with pytest.raises(DatasetError, match="no prediction for the image with id 1"):
+        compare_prediction_sets(a, c)

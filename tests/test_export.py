@@ -3,8 +3,10 @@ on built-in val images where it finds segments, metadata, atomic output, torch-f
 from __future__ import annotations
 
 import json
+import warnings
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,12 +210,30 @@ def test_absent_hardware_fails_with_a_clear_message(shipped_exports):
 
     if "TensorrtExecutionProvider" in ort.get_available_providers():
         pytest.skip("TensorRT is present here; the absent-hardware path cannot be exercised")
-    with pytest.raises(EdgesegError, match="TensorrtExecutionProvider.*not available"):
+    with pytest.raises(EdgesegError, match="TensorrtExecutionProvider.*not available.*onnxruntime-gpu wheel for your JetPack"):
         load(shipped_exports("onnx").path, providers=["TensorrtExecutionProvider"])
     if "NPU" in ov.Core().available_devices:
         pytest.skip("an NPU is present here")
     with pytest.raises(EdgesegError, match="'NPU' not present"):
         load(shipped_exports("openvino").path, device="NPU")
+
+
+def test_jetson_without_a_gpu_onnxruntime_warns_and_runs_on_the_cpu(shipped_exports, tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    from edgeseg.backends import onnxruntime_backend as ortb
+
+    if set(ortb.GPU_PROVIDERS) & set(ort.get_available_providers()):
+        pytest.skip("this onnxruntime has a GPU provider")
+    release = tmp_path / "nv_tegra_release"
+    monkeypatch.setattr(ortb, "JETSON_RELEASE_FILE", release)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ortb.MissingProviderWarning)
+        load(shipped_exports("onnx").path)  # not a Jetson: CPU without a word
+    release.write_text("# R36 (release), REVISION: 4.0\n")
+    with pytest.warns(ortb.MissingProviderWarning, match="Jetson .* no TensorRT or CUDA provider.*onnxruntime-gpu"):
+        predictor = load(shipped_exports("onnx").path)
+    assert predictor.adapter.providers == ["CPUExecutionProvider"]
 
 
 def test_corrupt_model_file_is_refused(shipped_exports, tmp_path):
@@ -259,3 +279,30 @@ def test_export_cli_defaults_to_the_stored_size_and_reports_parity(shipped_data,
     assert main(["export", "--format", "onnx", "--imgsz", "50", "--out", str(tmp_path / "bad"),
                  "--data", str(shipped_data)]) == 2
     assert "multiple of 32" in capsys.readouterr().err
+
+
+def test_device_predict_script_writes_coco_panoptic_like_edgeseg_predict(shipped_exports, shipped_data, tmp_path):
+    """runtimes/predict.py on a folder (the device kit's entry point, into an output folder that does
+    not exist yet) writes overlays and a COCO-panoptic set equal to ``edgeseg predict``'s."""
+    import shutil
+
+    from edgeseg.evaluation.agreement import compare_prediction_sets
+    from edgeseg.inference.predict_files import predict_files
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for f in sorted((shipped_data / "val").glob("*.png"))[:3]:
+        shutil.copy2(f, images / f.name)
+    model = shipped_exports("onnx").path
+    script = Path(__file__).resolve().parents[1] / "runtimes" / "predict.py"
+    proc = subprocess.run([sys.executable, str(script), str(model), str(images), "--out", str(tmp_path / "new" / "overlays"),
+                           "--coco", str(tmp_path / "new" / "coco"), "--threads", "1"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((tmp_path / "new" / "overlays").glob("*_overlay.png"))) == 3
+    device = json.loads((tmp_path / "new" / "coco" / "panoptic.json").read_text())
+    assert [im["id"] for im in device["images"]] == sorted(int(f.stem) for f in images.iterdir())
+    assert sum(len(a["segments_info"]) for a in device["annotations"]) > 0
+
+    list(predict_files(load(model, threads=1), [images], tmp_path / "cli"))
+    same = compare_prediction_sets(tmp_path / "new" / "coco" / "panoptic.json", tmp_path / "cli" / "panoptic.json")
+    assert (same["images"], same["min_agreement_pct"], same["equal_segment_counts"]) == (3, 100.0, 3)

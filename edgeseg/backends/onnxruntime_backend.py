@@ -13,6 +13,23 @@ from edgeseg.errors import EdgesegError
 
 # Tried in this order when present; a user can pass their own list.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# present on every Jetson (L4T); its absence says nothing
+JETSON_RELEASE_FILE = Path("/etc/nv_tegra_release")
+
+
+class MissingProviderWarning(UserWarning):
+    """The model runs on a slower execution provider than this device has."""
+
+
+def missing_providers_message(path, missing: Sequence[str], available: Sequence[str]) -> str:
+    """What to do when execution providers asked for are not in this onnxruntime build."""
+    msg = f"{path}: execution provider(s) {list(missing)} not available; this onnxruntime has {list(available)}"
+    if set(missing) & set(GPU_PROVIDERS):
+        msg += (". PyPI's onnxruntime is CPU-only: on a Jetson install NVIDIA's onnxruntime-gpu wheel for your JetPack "
+                "(it brings TensorRT and CUDA; see runtimes/README.md), elsewhere onnxruntime-gpu; or run on the CPU "
+                "with providers=['CPUExecutionProvider']")
+    return msg
 
 
 class Int8AccuracyWarning(UserWarning):
@@ -70,7 +87,11 @@ class OnnxRuntimeAdapter(Adapter):
         chosen = list(providers) if providers else [p for p in PREFERRED_PROVIDERS if p in available]
         missing = [p for p in chosen if p not in available]
         if missing:
-            raise EdgesegError(f"{path}: execution provider(s) {missing} not available; this onnxruntime has {available}")
+            raise EdgesegError(missing_providers_message(path, missing, available))
+        if not providers and JETSON_RELEASE_FILE.is_file() and not set(GPU_PROVIDERS) & set(available):
+            warnings.warn(f"{path}: this is a Jetson ({JETSON_RELEASE_FILE}) but this onnxruntime has no TensorRT or "
+                          "CUDA provider, so the model runs on the CPU; install NVIDIA's onnxruntime-gpu wheel for "
+                          "your JetPack (runtimes/README.md)", MissingProviderWarning, stacklevel=3)
         opts = session_options(threads)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeseg.data.coco_panoptic import CocoPanoptic
 from edgeseg.errors import EdgesegError
+from edgeseg.evaluation.agreement import panoptic_agreement  # noqa: F401 - re-exported for callers of the parity check
 from edgeseg.evaluation.panoptic_quality import PQAccumulator
 from edgeseg.inference.predictor import Predictor
 
@@ -48,23 +49,6 @@ class ParityReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def panoptic_agreement(pan_a: np.ndarray, cats_a: dict[int, int], pan_b: np.ndarray, cats_b: dict[int, int]) -> float:
-    """Share of pixels labelled alike: each segment of ``a`` corresponds to the ``b`` segment it
-    overlaps most; a pixel agrees when its ``b`` segment is that one and the classes match
-    (segment ids are arbitrary per run, so they cannot be compared directly). VOID (0) agrees with VOID."""
-    a, b = pan_a.ravel().astype(np.int64), pan_b.ravel().astype(np.int64)
-    pairs, counts = np.unique(np.stack([a, b]), axis=1, return_counts=True)
-    best: dict[int, tuple[int, int]] = {}
-    for (sa, sb), c in zip(pairs.T.tolist(), counts.tolist()):
-        if sa not in best or c > best[sa][1]:
-            best[sa] = (sb, c)
-    agree = 0
-    for sa, (sb, c) in best.items():
-        if (sa == 0 and sb == 0) or (sa and sb and cats_a.get(sa) == cats_b.get(sb)):
-            agree += c
-    return 100.0 * agree / max(a.size, 1)
 
 
 def check_parity(reference: Predictor, artifact: Predictor, dataset: CocoPanoptic, precision: str,

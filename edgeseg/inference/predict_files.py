@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgeseg.data.image_io import atomic_write_bytes, read_image, write_png
 from edgeseg.inference.predictor import Predictor
+from edgeseg.inference.result import LabelSpace, Result
 from edgeseg.inference.sources import IMAGE_SUFFIXES
 
 
@@ -22,6 +23,38 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
+class CocoPanopticWriter:
+    """Writes results as a COCO-panoptic prediction set: ``panoptic/<stem>.png`` per image (atomic)
+    and, on :meth:`close`, ``panoptic.json`` (``images``, ``annotations``, ``categories``), the
+    files ``edgeseg pq`` and panopticapi score."""
+
+    def __init__(self, out_dir: str | Path, labels: LabelSpace) -> None:
+        self.out = Path(out_dir)
+        (self.out / "panoptic").mkdir(parents=True, exist_ok=True)
+        self.labels = labels
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+
+    def add(self, name: str, result: Result) -> Path:
+        """Record ``result`` for the image file ``name``; returns the panoptic PNG written."""
+        stem = Path(name).stem if Path(name).suffix.lower() in IMAGE_SUFFIXES else name
+        # COCO convention: 000000000139.jpg is image 139, so predictions score against COCO-style
+        # ground truth with `edgeseg pq`; other names keep their stem as id.
+        image_id = int(stem) if stem.isdigit() else stem
+        png, ann = result.to_coco_panoptic(image_id, f"{stem}.png")
+        h, w = result.image_hw
+        self.annotations.append(ann)
+        self.images.append({"id": image_id, "file_name": Path(name).name, "height": h, "width": w})
+        return write_png(self.out / "panoptic" / f"{stem}.png", png)
+
+    def close(self) -> Path:
+        """Write ``panoptic.json`` (atomically) and return its path."""
+        doc = {"images": self.images, "annotations": self.annotations, "categories": self.labels.to_coco_categories()}
+        path = self.out / "panoptic.json"
+        atomic_write_bytes(path, json.dumps(doc, indent=1).encode())
+        return path
+
+
 def predict_files(predictor: Predictor, inputs: Sequence[str | Path], out_dir: str | Path) -> Iterator[Path]:
     """Predict each image and write ``<stem>_overlay.png``, ``panoptic/<stem>.png`` and, at the
     end, ``panoptic.json`` (COCO-panoptic ``annotations`` + ``categories``). Yields written paths.
@@ -29,21 +62,10 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], out_dir: s
     Every file is written atomically; a bad image raises ImageError naming it before anything
     for that image is written.
     """
-    out = Path(out_dir)
-    (out / "panoptic").mkdir(parents=True, exist_ok=True)
-    labels = predictor.labels
-    annotations, images = [], []
+    writer = CocoPanopticWriter(out_dir, predictor.labels)
     for path in expand_inputs(inputs):
-        # COCO convention: 000000000139.jpg is image 139, so predictions score against COCO-style
-        # ground truth with `edgeseg pq`; other names keep their stem as id.
-        image_id = int(path.stem) if path.stem.isdigit() else path.stem
         image = read_image(path)
         result = predictor.predict(image)
-        png, ann = result.to_coco_panoptic(image_id, f"{path.stem}.png")
-        annotations.append(ann)
-        images.append({"id": image_id, "file_name": path.name, "height": image.shape[0], "width": image.shape[1]})
-        yield write_png(out / f"{path.stem}_overlay.png", result.overlay(image))
-        yield write_png(out / "panoptic" / f"{path.stem}.png", png)
-    doc = {"images": images, "annotations": annotations, "categories": labels.to_coco_categories()}
-    atomic_write_bytes(out / "panoptic.json", json.dumps(doc, indent=1).encode())
-    yield out / "panoptic.json"
+        yield write_png(writer.out / f"{path.stem}_overlay.png", result.overlay(image))
+        yield writer.add(path.name, result)
+    yield writer.close()
