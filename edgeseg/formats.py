@@ -37,6 +37,10 @@ class Format:
     exporter: str | None  # None: not an export target (torch is the source)
     precisions: tuple[str, ...]
     int8_engines: tuple[str, ...] = ()  # the measured best first (docs/int8.md)
+    # ``module:function(model_path, meta)`` run on a written model file once its metadata is final
+    # (after export or quantization), for formats whose writers cannot embed it themselves; ONNX and
+    # OpenVINO write it into the model in memory before saving
+    finalizer: str | None = None
 
     @property
     def suffix(self) -> str:
@@ -59,6 +63,11 @@ class Format:
             raise EdgesegError(f"{self.name} is not an export format; export to one of {EXPORT_FORMATS}")
         return _resolve(self.exporter)
 
+    def finalize(self, model_path: Path, meta: Any) -> None:
+        """Embed the finished metadata into ``model_path`` where the format needs a second pass."""
+        if self.finalizer:
+            _resolve(self.finalizer)(model_path, meta)
+
     def check_precision(self, precision: str) -> str:
         if precision not in self.precisions:
             raise EdgesegError(f"{self.name} supports precisions {self.precisions}, got {precision!r}")
@@ -72,7 +81,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("openvino", (".xml",), "openvino", "openvino", "edgeseg.backends.openvino_backend:OpenVINOAdapter",
            "edgeseg.export.to_openvino:export_openvino", PRECISIONS, ("nncf",)),
     Format("tflite", (".tflite",), "litert", "tflite", "edgeseg.backends.litert_backend:LiteRTAdapter",
-           "edgeseg.export.to_tflite:export_tflite", PRECISIONS, ("litert-torch", "ai-edge-quantizer")),
+           "edgeseg.export.to_tflite:export_tflite", PRECISIONS, ("litert-torch", "ai-edge-quantizer"),
+           finalizer="edgeseg.export.to_tflite:embed_tflite_metadata"),
 )}
 EXPORT_FORMATS: tuple[str, ...] = tuple(n for n, f in FORMATS.items() if f.exporter)
 RUNTIME_OF: dict[str, str] = {n: f.runtime for n, f in FORMATS.items()}

@@ -209,6 +209,12 @@ def test_tflite_weight_only_int8_holds_int8_weights_and_runs(shipped_exports, sh
     assert len(int8) > 10
     assert it.get_input_details()[0]["dtype"] == np.float32  # weight-only: float activations
     _check_runs(res.path, shipped_data)
+    # the format's finalizer put the INT8 metadata (recipe, engine report) inside the flatbuffer too
+    from edgeseg.export.to_tflite import read_tflite_metadata
+
+    embedded = read_tflite_metadata(res.path)
+    assert embedded == json.loads((res.path.parent / "edgeseg.json").read_text())
+    assert embedded["extra"]["quantization"]["recipe"]["tflite_mode"] == "weight_only_int8"
 
 
 @pytest.mark.slow  # PT2E calibration and conversion: several minutes on 2 cores

@@ -165,10 +165,7 @@ def export(
         reuse = check_fp32_artifact(fp32_model, weights, format, imgsz) if fp32_model and precision != "fp32" else None
         started = time.perf_counter()
         meta.extra = fmt.exporter_function()(module, example, model_path, precision, meta, fp32_model=reuse)
-        if format == "tflite":
-            from edgeseg.export.to_tflite import embed_tflite_metadata
-
-            embed_tflite_metadata(model_path, meta)
+        fmt.finalize(model_path, meta)
         write_metadata(tmp, meta)
         logger.info("%s %s export: %s (%.1f MB) in %.1f s", format, precision, model_path.name,
                     model_bytes(model_path) / 1e6, time.perf_counter() - started)

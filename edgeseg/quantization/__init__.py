@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.errors import CheckFailedError, EdgesegError
-from edgeseg.formats import model_bytes
+from edgeseg.formats import get_format, model_bytes
 from edgeseg.quantization.recipe import QuantRecipe, default_recipe, load_recipe
 
 logger = logging.getLogger(__name__)
@@ -164,10 +164,7 @@ def quantize(
             meta.output_tensors = output_tensors(model_path, meta)
         meta.extra = {"quantization": {"engine": r.engine, "recipe": r.to_dict(),
                                        **{k: v for k, v in engine_report.items() if k != "accuracy_control_log"}}}
-        if format == "tflite":
-            from edgeseg.export.to_tflite import embed_tflite_metadata
-
-            embed_tflite_metadata(model_path, meta)
+        get_format(format).finalize(model_path, meta)
         write_metadata(final, meta)
 
         # The INT8 check: the artifact through its runtime adapter against FP32 torch, on the
