@@ -58,6 +58,7 @@ KITS: dict[str, tuple[list[str], list[str]]] = {
     "jetson": (["-r", f"{INSIDE}/kit/requirements-jetson.txt", "onnxruntime"], ["onnx_fp32"]),
 }
 MODELS = {"tflite_fp32": ("tflite", "fp32"), "tflite_int8": ("tflite", "int8"), "onnx_fp32": ("onnx", "fp32")}
+QEMU_CPU = os.environ.get("EDGESEG_QEMU_CPU", "cortex-a76")  # the emulated core (runtimes/aarch64/in_root.sh)
 GOALS = {"fp32_agreement_pct": 99.5, "int8_pq_gap": 0.5}
 
 
@@ -97,7 +98,8 @@ def build_wheel(dest: Path) -> Path:
 def stage(root: Path, wheel: Path, models: dict[str, Path], images: dict[str, list[Path]]) -> None:
     """Copy the kit, the wheel, the exports and the images into the root, under INSIDE."""
     base = root / INSIDE.lstrip("/")
-    shutil.rmtree(base, ignore_errors=True)
+    for part in ("wheels", "kit", "models", "images"):  # venvs and outputs are checked before reuse
+        shutil.rmtree(base / part, ignore_errors=True)
     (base / "wheels").mkdir(parents=True)
     shutil.copy2(wheel, base / "wheels")
     (base / "kit").mkdir()
@@ -112,19 +114,34 @@ def stage(root: Path, wheel: Path, models: dict[str, Path], images: dict[str, li
             shutil.copy2(f, base / "images" / group / f.name)
 
 
+def wheel_content(wheel: Path) -> str:
+    """A hash of the wheel's files (names and CRCs): two builds of the same sources match, though
+    their zip timestamps differ."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as z:
+        entries = sorted(f"{i.filename}:{i.CRC}" for i in z.infolist() if not i.filename.endswith("RECORD"))
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
+
+
 def install_kit(root: Path, kit: str) -> dict:
     """A fresh venv for ``kit`` inside the root, installed with the kit's pip command."""
     venv = f"{INSIDE}/venv/{kit}"
     pip_args, _ = KITS[kit]
-    in_root(root, "/usr/bin/python3", "-m", "venv", "--clear", venv)
-    t0 = time.perf_counter()
-    proc = in_root(root, f"{venv}/bin/pip", "install", "--find-links", f"{INSIDE}/wheels", *pip_args, check=False)
-    seconds = round(time.perf_counter() - t0, 1)
-    record = {"kit": kit, "command": "pip install " + " ".join(pip_args), "installed": proc.returncode == 0,
-              "install_seconds_emulated": seconds}
-    if proc.returncode != 0:
-        record["error"] = (proc.stdout + proc.stderr)[-2000:]
-        return record
+    # a venv installed by the same command from the same wheel is reused (marker file)
+    marker = root / venv.lstrip("/") / ".edgeseg-kit.json"
+    stamp = {"pip_args": pip_args, "wheel_content": wheel_content(next((root / INSIDE.lstrip("/") / "wheels").glob("*.whl")))}
+    record = {"kit": kit, "command": "pip install " + " ".join(pip_args), "wheel_content": stamp["wheel_content"]}
+    if marker.is_file() and json.loads(marker.read_text()) == stamp:
+        record.update(installed=True, reused=True)
+    else:
+        in_root(root, "/usr/bin/python3", "-m", "venv", "--clear", venv)
+        proc = in_root(root, f"{venv}/bin/pip", "install", "--find-links", f"{INSIDE}/wheels", *pip_args, check=False)
+        record.update(installed=proc.returncode == 0, reused=False)
+        if proc.returncode != 0:
+            record["error"] = (proc.stdout + proc.stderr)[-2000:]
+            return record
+        marker.write_text(json.dumps(stamp))
     freeze = in_root(root, f"{venv}/bin/pip", "list", "--format=json").stdout
     wanted = {"edgeseg", "numpy", "opencv-python-headless", "ai-edge-litert", "tflite-runtime", "onnxruntime", "torch"}
     record["packages"] = {p["name"]: p["version"] for p in json.loads(freeze) if p["name"].lower() in wanted}
@@ -135,6 +152,22 @@ def install_kit(root: Path, kit: str) -> dict:
 def predict(python: list, model: Path | str, source: Path | str, out: Path | str, threads: int) -> None:
     """runtimes/predict.py on a folder of images, COCO-panoptic output in ``out``."""
     sh([*python, "--coco", out, "--out", f"{out}/overlays", "--threads", threads, model, source])
+
+
+def _key(images: list[Path], model: Path, kit: dict | None) -> dict:
+    """What a prediction set was made from: image names, the model file's hash, the kit's install."""
+    return {"images": [p.name for p in images], "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+            "kit": kit and [kit.get("command"), kit.get("wheel_content"), kit.get("cpu")]}
+
+
+def _done(out: Path, images: list[Path], model: Path, kit: dict | None) -> bool:
+    """A prediction set already made from the same images, model and kit (an interrupted run resumes)."""
+    stamp = out / "made_from.json"
+    return (out / "panoptic.json").is_file() and stamp.is_file() and json.loads(stamp.read_text()) == _key(images, model, kit)
+
+
+def _stamp(out: Path, images: list[Path], model: Path, kit: dict | None) -> None:
+    (out / "made_from.json").write_text(json.dumps(_key(images, model, kit)))
 
 
 def val_subset(data: str, n: int) -> tuple[dict, Path, list[Path]]:
@@ -150,7 +183,7 @@ def pq_of(gt: dict, gt_dir: Path, pred_dir: Path) -> dict:
     from edgeseg.evaluation.panoptic_quality import pq_compute
 
     s = pq_compute(gt, gt_dir, pred_dir / "panoptic.json", pred_dir / "panoptic")
-    return {k: round(100 * s[part]["pq"], 2) for k, part in (("pq", "All"), ("pq_things", "Things"), ("pq_stuff", "Stuff"))}
+    return {k: round(s[part]["pq"], 2) for k, part in (("pq", "all"), ("pq_things", "things"), ("pq_stuff", "stuff"))}
 
 
 def jetson_messages(root: Path, models_inside: str) -> dict:
@@ -190,7 +223,7 @@ def markdown(doc: dict) -> str:
     lines = ["# The device kits on aarch64 (qemu user-mode emulation) against x86", "",
              f"`{doc['command']}`", "",
              f"Host: {doc['host']['machine']} ({doc['host']['cpu']}); root: Debian {doc['root']['suite']} arm64, "
-             f"Python {doc['root']['python']}. Val images: {doc['val_images']}; photos: {len(doc['photos'])}. "
+             f"Python {doc['root']['python']}, emulated CPU {doc['root']['emulated_cpu']}. Val images: {doc['val_images']}; photos: {len(doc['photos'])}. "
              "Emulated times are not device speed.", "",
              "| kit | install | packages |", "|---|---|---|"]
     for k in doc["kits"]:
@@ -250,7 +283,7 @@ def main() -> None:
     groups = {"val": val_files} | ({"photos": photos} if photos else {})
     stage(root, wheel, models, groups)
 
-    kits = [install_kit(root, k) for k in args.kits]
+    kits = [install_kit(root, k) | {"cpu": QEMU_CPU} for k in args.kits]
     runs = []
     host_out = work / "x86"
     for kit in kits:
@@ -263,14 +296,20 @@ def main() -> None:
             for group in groups:
                 arm_out = f"{INSIDE}/out/{kit['kit']}/{name}/{group}"
                 py = [IN_ROOT, root, f"{INSIDE}/venv/{kit['kit']}/bin/python", f"{INSIDE}/kit/predict.py"]
-                predict(py, f"{INSIDE}/models/{name}/{model_file}", f"{INSIDE}/images/{group}", arm_out, args.threads)
+                arm = root / arm_out.lstrip("/")
+                if not _done(arm, groups[group], models[name], kit):
+                    shutil.rmtree(arm, ignore_errors=True)
+                    predict(py, f"{INSIDE}/models/{name}/{model_file}", f"{INSIDE}/images/{group}", arm_out, args.threads)
+                    _stamp(arm, groups[group], models[name], kit)
                 x86 = host_out / name / group
-                if not (x86 / "panoptic.json").is_file():  # the x86 side is the same for every kit
+                host = {"command": "x86", "wheel_content": kit["wheel_content"]}  # the same for every kit
+                if not _done(x86, groups[group], models[name], host):
+                    shutil.rmtree(x86, ignore_errors=True)
                     predict([sys.executable, KIT_DIR / "predict.py"], models[name], root / INSIDE.lstrip("/") / "images" / group,
                             x86, args.threads)
+                    _stamp(x86, groups[group], models[name], host)
                 from edgeseg.evaluation.agreement import compare_prediction_sets
 
-                arm = root / arm_out.lstrip("/")
                 cmp = compare_prediction_sets(arm / "panoptic.json", x86 / "panoptic.json")
                 run["compare"][group] = cmp
                 if group == "val":
@@ -296,7 +335,7 @@ def main() -> None:
     doc = {
         "command": command.strip(),
         "host": {"machine": platform.machine(), "cpu": machine_description().get("cpu")},
-        "root": {"suite": "bookworm", "arch": "arm64", "python": root_python,
+        "root": {"suite": "bookworm", "arch": "arm64", "python": root_python, "emulated_cpu": QEMU_CPU,
                  "emulator": sh(["qemu-aarch64-static", "--version"]).stdout.splitlines()[0],
                  "build_seconds": rootfs_seconds},
         "weights": Path(weights).name, "imgsz": args.imgsz, "threads": args.threads, "val_images": len(val_files),

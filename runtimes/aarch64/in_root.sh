@@ -40,7 +40,12 @@ fi
 # pip inside reaches the package registry the way the host does: its DNS, its proxy settings and,
 # behind a TLS-inspecting proxy, the CA bundle the host's pip trusts (PIP_CERT / SSL_CERT_FILE)
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-envs=(HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1)
+# The emulated CPU is the Raspberry Pi 5's Cortex-A76 (dot product, FP16; no i8mm, SVE or SME), not
+# qemu's default "max" CPU: under "max" (qemu 7.2) XNNPACK picked kernels for the newer features and
+# the full-integer INT8 TFLite file gave wrong outputs (0 % agreement with x86), where the A76 gives
+# x86's result. EDGESEG_QEMU_CPU picks another model (qemu-aarch64-static -cpu help).
+cpu="${EDGESEG_QEMU_CPU:-cortex-a76}"
+envs=(HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 QEMU_CPU="$cpu")
 for var in HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy PIP_INDEX_URL PIP_DEFAULT_TIMEOUT; do
   [[ -n "${!var:-}" ]] && envs+=("$var=${!var}")
 done
@@ -49,4 +54,4 @@ if [[ -n "$host_ca" && -f "$host_ca" ]]; then
   cp "$host_ca" "$ROOT/etc/ssl/certs/host-ca-bundle.crt"
   envs+=(PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt)
 fi
-chroot "$ROOT" /usr/bin/env -i "${envs[@]}" "$@"
+QEMU_CPU="$cpu" chroot "$ROOT" /usr/bin/env -i "${envs[@]}" "$@"
