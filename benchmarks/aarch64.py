@@ -74,12 +74,14 @@ def in_root(root: Path, *cmd, check: bool = True) -> subprocess.CompletedProcess
     return sh([IN_ROOT, root, *cmd], check=check)
 
 
-def build_models(weights: Path, imgsz: int, data: str, work: Path) -> dict[str, Path]:
-    """The shipped student's exports (folders with the model file and edgeseg.json), checked."""
+def build_models(weights: Path, imgsz: int, data: str, work: Path, names: set[str]) -> dict[str, Path]:
+    """The student's exports ``names`` (folders with the model file and edgeseg.json), checked."""
     from edgeseg.benchmark.artifacts import build_artifact
 
     out, fp32 = {}, {}
     for name, (fmt, prec) in MODELS.items():
+        if name not in names:
+            continue
         art = build_artifact(weights, fmt, prec, imgsz, work, data, fp32_model=fp32.get(fmt))
         if not art.ok:
             raise SystemExit(f"{name}: {art.status}: {art.reason}")
@@ -275,7 +277,9 @@ def main() -> None:
     sh(["bash", ROOTFS, root])
     rootfs_seconds = round(time.perf_counter() - t0, 1)
     weights = resolve_weights(args.weights)
-    models = build_models(weights, args.imgsz, args.data, Path(args.artifacts))
+    # the models the chosen kits run; the Jetson check loads the ONNX one
+    needed = {m for k in args.kits for m in KITS[k][1]} | ({"onnx_fp32"} if "jetson" in args.kits else set())
+    models = build_models(weights, args.imgsz, args.data, Path(args.artifacts), needed)
     wheel = build_wheel(work / "wheels")
     gt, gt_dir, val_files = val_subset(args.data, args.val_images)
     photos = sorted(Path(args.photos).glob("*.jpg")) if args.photos else []
