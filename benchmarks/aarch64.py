@@ -24,6 +24,7 @@ Needs root (chroot, binfmt_misc); ``-E`` keeps pip's proxy / CA settings for the
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -157,9 +158,15 @@ def predict(python: list, model: Path | str, source: Path | str, out: Path | str
     sh([*python, "--coco", out, "--out", f"{out}/overlays", "--threads", threads, model, source])
 
 
+@functools.lru_cache(maxsize=None)
+def _file_sha256(path: Path) -> str:
+    """A model file's hash, read once per run (every prediction set of that model is keyed by it)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _key(images: list[Path], model: Path, kit: dict | None) -> dict:
     """What a prediction set was made from: image names, the model file's hash, the kit's install."""
-    return {"images": [p.name for p in images], "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+    return {"images": [p.name for p in images], "model_sha256": _file_sha256(Path(model)),
             "kit": kit and [kit.get("command"), kit.get("wheel_content"), kit.get("cpu")]}
 
 
