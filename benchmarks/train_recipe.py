@@ -92,6 +92,15 @@ RECIPES["lite0m_s8_d3_cut_kd"] = [["train.steps=1500", "train.eval_every=500", "
                                    "train.lr=0.0003", "train.warmup_steps=50", *_CUT,
                                    "train.init_from=models/pem_lite0_512.pt",
                                    "train.kd.teacher=models/pem_lite0_512.pt"]]
+# the same cut one step further (head_sizing candidate lite0k_bilinear_s8_d3: 9 of Lite0's 16
+# blocks, the first of each stage's, with the shipped widths, so every tensor still has a twin),
+# at twice the steps: the cut loses more, and the 1500-step run above was still rising
+RECIPES["lite0k_s8_d3_cut_kd"] = [["train.steps=3000", "train.eval_every=500", "train.eval_images=100",
+                                   "train.lr=0.0003", "train.warmup_steps=50",
+                                   *[o for o in _CUT if not o.startswith(("model.backbone_blocks", "model.name"))],
+                                   "model.name=pem_lite0k_s8_512", "model.backbone_blocks=[1,2,2,1,1,1,1]",
+                                   "train.init_from=models/pem_lite0_512.pt",
+                                   "train.kd.teacher=models/pem_lite0_512.pt"]]
 # recipes on another config than the default student's
 RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "teacher_lite2": "models/teacher_lite2.yaml",
                   "teacher_lite2_375": "models/teacher_lite2.yaml", "lite0_default": "models/pem_lite0_512.yaml",
@@ -100,6 +109,7 @@ RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "teacher_lite2": "models/teacher_li
                   "lite0k_p64_m96_h64_d3_kd": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_kd_5800": "models/pem_lite0_512.yaml",
                   "lite0m_s8_d3_cut_kd": "models/pem_lite0_512.yaml",
+                  "lite0k_s8_d3_cut_kd": "models/pem_lite0_512.yaml",
                   **{r: "models/pem_mnv3s_tf_512.yaml" for r in RECIPES if r.startswith("mnv3s_")}}
 # recipes whose config names no weights it can fetch offline: --backbone-weights FILE is required
 NEEDS_WEIGHTS_FILE = tuple(r for r in RECIPES if r.startswith("mnv3s_"))
