@@ -15,6 +15,13 @@ from edgeseg.config import LossConfig, ModelConfig, TrainConfig  # noqa: E402
 from edgeseg.data.synth import SynthConfig, generate_synthetic  # noqa: E402
 
 
+def env_path(variable: str, *parts: str) -> Path | None:
+    """A file or folder of real data that is not part of the repository, named by ``variable``;
+    None when the variable is unset (the tests that need it skip and say which variable)."""
+    value = os.environ.get(variable)
+    return Path(value, *parts) if value else None
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     cfg = SynthConfig(image_size=64, num_train=8, num_val=3)

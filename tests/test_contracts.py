@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +15,12 @@ from edgeseg.config import ModelConfig, TrainConfig, apply_overrides, load_confi
 from edgeseg.errors import ConfigError, EdgesegError
 from edgeseg.export.parity import panoptic_agreement
 from edgeseg.inference.predictor import Thresholds
-from tests.conftest import SHIPPED
+from tests.conftest import SHIPPED, env_path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Real photos for the deployment check; EDGESEG_TEST_PHOTOS points elsewhere. They are not part of
-# the repository: the test skips, with the reason, where they are absent.
-PHOTOS = Path(os.environ.get("EDGESEG_TEST_PHOTOS", ROOT.parent / "shared" / "data" / "photos"))
+# Real photos for the deployment check are not part of the repository: EDGESEG_TEST_PHOTOS names
+# their folder, and the test skips, with the reason, where it is unset or empty.
+PHOTOS = env_path("EDGESEG_TEST_PHOTOS")
 
 
 # --- typed configs -----------------------------------------------------------------------------
@@ -145,7 +144,7 @@ def test_checkpoint_and_its_default_export_give_the_same_result(shipped_onnx_def
 
 
 def test_checkpoint_and_onnx_agree_on_real_photos(shipped_onnx_default):
-    photos = sorted(PHOTOS.glob("*.jpg")) if PHOTOS.is_dir() else []
+    photos = sorted(PHOTOS.glob("*.jpg")) if PHOTOS is not None and PHOTOS.is_dir() else []
     if not photos:
         pytest.skip(f"no real photos at {PHOTOS} (set EDGESEG_TEST_PHOTOS to a folder of .jpg files)")
     pt, onnx = load(SHIPPED), load(shipped_onnx_default.path)

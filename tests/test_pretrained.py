@@ -11,11 +11,12 @@ import torch
 
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.modeling.backbone import Backbone
+from tests.conftest import env_path
 
-ROOT = Path(__file__).resolve().parents[1]
-# Real ImageNet weight files and photos that are not part of the repository; tests skip without them.
-WEIGHTS = Path(os.environ.get("EDGESEG_TEST_WEIGHTS", ROOT.parent / "shared" / "weights"))
-PHOTOS = Path(os.environ.get("EDGESEG_TEST_PHOTOS", ROOT.parent / "shared" / "data" / "photos"))
+# Real ImageNet weight files and photos are not part of the repository: EDGESEG_TEST_WEIGHTS and
+# EDGESEG_TEST_PHOTOS name their folders, and the tests that need them skip without them.
+DOG = env_path("EDGESEG_TEST_PHOTOS", "dog.jpg")
+MOBILENETV2 = env_path("EDGESEG_TEST_WEIGHTS", "mobilenetv2_100_imagenet_from_tflite_uint8.pth")
 DOG_CLASSES = range(151, 269)  # ImageNet-1k: the dog breeds
 
 
@@ -95,16 +96,15 @@ def test_efficientnet_lite0_from_pip_maps_onto_timm_and_sees_a_dog():
     state, _ = _pip_state("efficientnet-lite0", "tf_efficientnet_lite0")
     classifier = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     classifier.load_state_dict(state, strict=True)  # the whole classifier, head included
-    dog = PHOTOS / "dog.jpg"
-    if not dog.is_file():
-        pytest.skip(f"no photo at {dog} (EDGESEG_TEST_PHOTOS)")
-    assert _top3(classifier, dog, 127.5, 127.5)[0] in DOG_CLASSES  # top-1: measured 208, Labrador retriever
+    if DOG is None or not DOG.is_file():
+        pytest.skip(f"no photo dog.jpg at {DOG} (set EDGESEG_TEST_PHOTOS to its folder)")
+    assert _top3(classifier, DOG, 127.5, 127.5)[0] in DOG_CLASSES  # top-1: measured 208, Labrador retriever
 
 
 def test_tf_origin_mobilenetv2_file_with_its_timm_kwargs_sees_a_dog():
-    path = WEIGHTS / "mobilenetv2_100_imagenet_from_tflite_uint8.pth"
-    if not path.is_file() or not (PHOTOS / "dog.jpg").is_file():
-        pytest.skip(f"no ImageNet weight file at {path} or photo (EDGESEG_TEST_WEIGHTS / EDGESEG_TEST_PHOTOS)")
+    path = MOBILENETV2
+    if path is None or DOG is None or not path.is_file() or not DOG.is_file():
+        pytest.skip(f"no ImageNet weight file at {path} or photo at {DOG} (EDGESEG_TEST_WEIGHTS / EDGESEG_TEST_PHOTOS)")
     import timm
 
     kwargs = {"pad_type": "same", "bn_eps": 1e-3}
@@ -113,7 +113,7 @@ def test_tf_origin_mobilenetv2_file_with_its_timm_kwargs_sees_a_dog():
     classifier = timm.create_model("mobilenetv2_100", pretrained=False, **kwargs)
     classifier.load_state_dict(torch.load(path, weights_only=True), strict=True)
     # weights dequantized from an 8-bit classifier: measured top-3 spatula, Labrador, Chihuahua
-    assert set(_top3(classifier, PHOTOS / "dog.jpg", 127.5, 127.5)) & set(DOG_CLASSES)
+    assert set(_top3(classifier, DOG, 127.5, 127.5)) & set(DOG_CLASSES)
 
 
 def test_training_records_the_weight_file_sha256(tiny_data, tmp_path):
