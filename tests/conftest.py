@@ -67,7 +67,7 @@ def shipped_exports(tmp_path_factory, shipped_data):
 
     def get(fmt: str, precision: str = "fp32"):
         if (fmt, precision) not in cache:
-            reuse = get(fmt).path if (fmt, precision) == ("tflite", "fp16") else None
+            reuse = get(fmt).path if precision == "fp16" else None  # FP16 is derived from the FP32 file
             cache[fmt, precision] = export(SHIPPED, fmt, precision, imgsz=SMALL, out=root / f"{fmt}_{precision}",
                                            data=shipped_data, parity_images=8, fp32_model=reuse)
         return cache[fmt, precision]

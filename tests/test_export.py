@@ -91,11 +91,11 @@ def test_other_formats_and_precisions_pass_parity(shipped_exports, fmt, precisio
         assert json.loads(model.get_rt_info(["edgeseg", "class_names"]).astype(str)) == res.metadata.class_names
         assert res.path.with_suffix(".bin").is_file()
         assert list(model.inputs[0].get_partial_shape().to_shape()) == [1, 3, SMALL, SMALL]
+    if precision == "fp16":  # derived from the FP32 file, not converted again (same graph: parity above)
+        assert res.metadata.extra["from_fp32"] == shipped_exports(fmt).path.name
     if fmt == "tflite":
         # the XNNPACK rewrite (edgeseg/export/xnnpack.py): the whole graph in one delegate partition
         assert res.metadata.extra["xnnpack_partitions"] == 1
-        if precision == "fp16":
-            assert res.metadata.extra["from_fp32"] == "model.tflite"  # cast from the FP32 file, not converted again
         # the same contract inside the flatbuffer's metadata table
         from edgeseg.export.to_tflite import read_tflite_metadata
 
@@ -144,9 +144,28 @@ def test_openvino_ir_model_info_is_read_by_model_api(shipped_exports, shipped_da
         np.testing.assert_allclose(theirs[key], ours[key], atol=2e-3 * np.abs(ours[key]).max())
 
 
-def test_failed_parity_leaves_nothing_behind(shipped_data, tmp_path, monkeypatch):
+def _reuse_the_session_onnx(monkeypatch, shipped_exports) -> None:
+    """Make the ONNX exporter copy the session's export of the same model and size: the tests
+    that use it check what ``export`` does around the converter (parity, cleanup, the CLI), and
+    the conversion itself is the slow part (tested by ``shipped_exports``' users)."""
+    import shutil
+
+    from edgeseg.export import to_onnx
+
+    source = shipped_exports("onnx").path  # built (by the real exporter) before the patch
+
+    def copy_session_export(module, example, path, precision, meta, fp32_model=None):
+        assert precision == "fp32" and meta.input_size == SMALL
+        shutil.copyfile(source, path)
+        return {"copied": True}
+
+    monkeypatch.setattr(to_onnx, "export_onnx", copy_session_export)
+
+
+def test_failed_parity_leaves_nothing_behind(shipped_data, shipped_exports, tmp_path, monkeypatch):
     from edgeseg.export import parity
 
+    _reuse_the_session_onnx(monkeypatch, shipped_exports)
     monkeypatch.setitem(parity.TOLERANCES, "fp32", (100.1, 0.0))  # impossible
     with pytest.raises(ExportCheckError, match="parity") as failed:
         export(SHIPPED, "onnx", "fp32", imgsz=SMALL, out=tmp_path / "never", data=shipped_data, parity_images=1)
@@ -271,7 +290,9 @@ def test_runtime_path_never_imports_torch(shipped_exports, shipped_data, tmp_pat
     assert (tmp_path / "pred" / "panoptic.json").is_file()
 
 
-def test_export_cli_defaults_to_the_stored_size_and_reports_parity(shipped_data, tmp_path, capsys):
+def test_export_cli_defaults_to_the_stored_size_and_reports_parity(shipped_data, shipped_exports, tmp_path, capsys,
+                                                                   monkeypatch):
+    _reuse_the_session_onnx(monkeypatch, shipped_exports)
     out = tmp_path / "cli_onnx"
     assert main(["export", "--format", "onnx", "--imgsz", str(SMALL), "--out", str(out), "--data", str(shipped_data),
                  "--parity-images", "2"]) == 0

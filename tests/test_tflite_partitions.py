@@ -41,6 +41,9 @@ def test_partition_map_finds_the_op_that_splits_the_graph(tmp_path):
         partition_map(tmp_path / "missing.tflite")
 
 
+# Two conversions (about 3 min on 2 cores): the slow run. The default run holds the shipped
+# student's TFLite export to one partition (tests/test_export.py).
+@pytest.mark.slow
 def test_xnnpack_rewrite_puts_the_whole_student_in_one_partition(tmp_path):
     """As trained, the student's decoder splits the graph (argmax / gather / comparisons, L2
     norms, position-table arithmetic, the transposed conv's 4-D bias); rewritten, one partition."""

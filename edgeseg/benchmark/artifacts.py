@@ -72,7 +72,7 @@ def build_artifact(weights: str | Path, fmt: str, precision: str, imgsz: int, wo
     """Export / quantize ``weights`` to ``work/<stem>/<format>_<precision>_<imgsz>`` unless a
     matching artifact is already there. Failures are returned (status :data:`CHECK_FAILED` or
     :data:`EXPORT_FAILED` with the reason), not raised: a benchmark records them as rows. ``fp32_model``: the FP32 artifact of
-    the same format and size, reused by INT8 and TFLite FP16 instead of converting again."""
+    the same format and size, reused by INT8 and FP16 instead of converting again."""
     from edgeseg.checkpoint import file_sha256, load_checkpoint
 
     weights = Path(weights)
@@ -103,7 +103,7 @@ def build_artifact(weights: str | Path, fmt: str, precision: str, imgsz: int, wo
 
             result = export(weights, fmt, precision, imgsz, out=folder, data=data, check=True,
                             parity_images=parity_images, overwrite=True,
-                            fp32_model=fp32_model if fmt == "tflite" else None)
+                            fp32_model=fp32_model)
             parity = result.parity
     except Exception as exc:  # noqa: BLE001 - a converter crash is a benchmark row, like Ultralytics' benchmark
         reason = str(exc) if isinstance(exc, EdgesegError) else f"{type(exc).__name__}: {exc}"

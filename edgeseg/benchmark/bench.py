@@ -213,7 +213,7 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
 
     # 1. artifacts
     artifacts: list[Artifact] = []
-    fp32_built: dict[tuple, Path] = {}  # FP32 exports, reused by INT8 and TFLite FP16 of the same model
+    fp32_built: dict[tuple, Path] = {}  # FP32 exports, reused by INT8 and FP16 of the same model
     jobs.sort(key=lambda j: j[2] != "fp32")  # FP32 first, so they can be reused
     with _progress(len(jobs), "export", cfg.progress) as bar:
         for w, fmt, prec, s in jobs:

@@ -119,8 +119,8 @@ def export(
 
     ``imgsz``: the fixed input size; default the size stored with the model (what the ``.pt``
     serves at, so both give the same Result). ``fp32_model``: an FP32 artifact of the same
-    checkpoint, format and size, reused for an FP16 export where the format can (TFLite)
-    instead of converting again (checked with :func:`check_fp32_artifact`).
+    checkpoint, format and size, reused for an FP16 export instead of converting again (checked
+    with :func:`check_fp32_artifact`; every format's FP16 is derived from its FP32 file).
 
     ``out`` is a folder (default ``<weights stem>_<format>_<precision>_<imgsz>`` beside the
     weights, or under ``runs/export/`` for a shipped model) that will hold the model file(s), ``edgeseg.json`` and ``parity.json``.

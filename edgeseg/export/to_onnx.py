@@ -26,18 +26,24 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, prec
                 meta: ModelMetadata, fp32_model: Path | None = None) -> dict:
     """Write ``path``; returns exporter details for the metadata's ``extra``. The outputs are
     named by the contract (``meta.output_names``), which ``meta.output_tensors`` already says.
-    ``fp32_model`` is not used (converting is as fast as reusing)."""
+    ``fp32_model``: this network's FP32 ``.onnx`` (the file this function wrote), converted to FP16
+    instead of exporting again; the export is the slow part, and the file holds the same graph."""
     import onnx
 
     if precision not in ("fp32", "fp16"):
         raise EdgesegError(f"ONNX export precision must be fp32 or fp16 (int8: `edgeseg quantize`), got {precision!r}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET,
-                                    input_names=[meta.input_name], output_names=meta.output_names,
-                                    verbose=False)
-    program.optimize()
-    model = program.model_proto
+    info = {"exporter": "torch.onnx.export(dynamo=True)", "opset": OPSET}
+    if fp32_model is not None and precision == "fp16":
+        model = onnx.load(str(fp32_model))
+        info["from_fp32"] = Path(fp32_model).name
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET,
+                                        input_names=[meta.input_name], output_names=meta.output_names,
+                                        verbose=False)
+        program.optimize()
+        model = program.model_proto
     if precision == "fp16":
         from onnxconverter_common import float16
 
@@ -52,7 +58,7 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path, prec
     embed_onnx_metadata(model, meta)
     onnx.checker.check_model(model)
     onnx.save_model(model, str(path))
-    return {"exporter": "torch.onnx.export(dynamo=True)", "opset": OPSET, "nodes": len(model.graph.node)}
+    return {**info, "nodes": len(model.graph.node)}
 
 
 def _separate_consumed_outputs(model) -> None:

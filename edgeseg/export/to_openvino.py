@@ -16,7 +16,9 @@ from edgeseg.export.metadata import ModelMetadata
 
 def export_openvino(module, example, xml_path: Path, precision: str, meta: ModelMetadata,
                     fp32_model: Path | None = None) -> dict:
-    """Write ``model.xml`` / ``model.bin`` through an intermediate ONNX file (removed after)."""
+    """Write ``model.xml`` / ``model.bin`` through an intermediate ONNX file (removed after).
+    ``fp32_model``: this network's FP32 ``model.xml``, saved again with FP16 weights instead of
+    converting again (the same IR; the conversion is the slow part)."""
     import dataclasses
 
     import openvino as ov
@@ -25,19 +27,24 @@ def export_openvino(module, example, xml_path: Path, precision: str, meta: Model
 
     if precision not in ("fp32", "fp16"):
         raise EdgesegError(f"OpenVINO export precision must be fp32 or fp16 (int8: `edgeseg quantize`), got {precision!r}")
-    onnx_path = xml_path.with_name("intermediate.onnx")
-    export_onnx(module, example, onnx_path, "fp32", dataclasses.replace(meta, format="onnx", precision="fp32"))
-    try:
-        model = onnx_to_openvino(onnx_path, meta.input_size)
-    finally:
-        onnx_path.unlink(missing_ok=True)
+    info = {"converter": f"openvino.convert_model(onnx) {ov.__version__}", "compress_to_fp16": precision == "fp16"}
+    if fp32_model is not None and precision == "fp16":
+        model = ov.Core().read_model(str(fp32_model))
+        info["from_fp32"] = Path(fp32_model).name
+    else:
+        onnx_path = xml_path.with_name("intermediate.onnx")
+        export_onnx(module, example, onnx_path, "fp32", dataclasses.replace(meta, format="onnx", precision="fp32"))
+        try:
+            model = onnx_to_openvino(onnx_path, meta.input_size)
+        finally:
+            onnx_path.unlink(missing_ok=True)
     names = {name for port in model.outputs for name in port.get_names()}
     missing = sorted(set(meta.output_tensors.values()) - names)
     if missing:
         raise EdgesegError(f"OpenVINO conversion lost the output name(s) {missing}; the IR has {sorted(names)}")
     embed_openvino_metadata(model, meta)
     ov.save_model(model, str(xml_path), compress_to_fp16=precision == "fp16")
-    return {"converter": f"openvino.convert_model(onnx) {ov.__version__}", "compress_to_fp16": precision == "fp16"}
+    return info
 
 
 def onnx_to_openvino(onnx_path: Path, size: int):
