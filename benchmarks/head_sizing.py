@@ -4,6 +4,7 @@
     python benchmarks/train_recipe.py mnv3s_p96_d3 --backbone-weights FILE   # each recipe of TRAINED
     python benchmarks/train_recipe.py lite0k_p64_m96_h64_d3
     python benchmarks/head_sizing.py                      # re-read both stages, write the tables
+    python benchmarks/head_sizing.py --time --yolo-onnx Y.onnx --only A B --root runs/hs_avx2 --results head_sizing_avx2
 
 The candidates change sizes, not PEM's idea (prototype cross-attention, CSM pixel decoder):
 the pixel decoder's x2 step (PEM's transposed conv or a fixed bilinear resize), its width,
@@ -202,7 +203,7 @@ def record(args) -> dict:
            "yolo26n_seg_ms": {f"{rt}_{t}t": _cell(rows, "yolo26n-seg", rt, t) for rt, t in cells},
            "rule": "the best PQ among trained candidates no slower than YOLO26n-seg in every runtime x threads cell",
            "chosen": chosen, "candidates": table}
-    dest = ROOT / "benchmarks" / "results" / "head_sizing.json"
+    dest = ROOT / "benchmarks" / "results" / f"{args.results}.json"
     atomic_write_bytes(dest, json.dumps(doc, indent=2).encode())
     head = " | ".join(f"{rt} {t}t ms" for rt, t in cells)
     lines = [f"| candidate | params M | GMACs | {head} | <= YOLO26n-seg | recipe | PQ | things | stuff |",
@@ -218,7 +219,8 @@ def record(args) -> dict:
     m = doc["machine"]
     lines += ["", f"FP32 forward at {doc['imgsz']}, median of {doc['runs']} after {doc['warmup']} warm-up, all models "
               f"interleaved in one process; {m['cpu']} ({m['arch']}, {m['cores']} cores, {' '.join(m['isa'])}). PQ: whole "
-              "val split at 512 after a threshold calibrated on train images, 2900 steps x 8 images at 256 px (5800 for a recipe named _5800; a _cut_ recipe: 1500 steps from the shipped student's weights) "
+              "val split at 512 after a threshold calibrated on train images, 2900 steps x 8 images at 256 px (5800 for a recipe named _5800; a _cut_ recipe starts from the shipped student's weights: "
+              "lite0m 1500 steps, lite0k 3000) "
               f"(benchmarks/train_recipe.py). Chosen: {chosen} ({doc['rule']})."]
     atomic_write_bytes(dest.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
@@ -235,6 +237,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--root", default="runs/head_sizing")
+    ap.add_argument("--results", default="head_sizing",
+                    help="name of the JSON / .md under benchmarks/results (another machine's run: another name)")
     args = ap.parse_args()
     if args.time:
         if not args.yolo_onnx:

@@ -17,7 +17,7 @@ from pathlib import Path
 from edgeseg.backends import load
 from edgeseg.data.image_io import write_png
 from edgeseg.inference.predict_files import CocoPanopticWriter
-from edgeseg.inference.sources import is_single_image, iter_images
+from edgeseg.inference.sources import IMAGE_SUFFIXES, is_single_image, iter_images
 
 
 def main() -> None:
@@ -39,11 +39,13 @@ def main() -> None:
         ms = (time.perf_counter() - t0) * 1000
         print(f"{name}: {len(result.segments)} segments in {ms:.0f} ms: "
               + ", ".join(f"{s.label}({s.score:.2f})" for s in result.segments[:8]))
-        target = out if single else out / f"{name.replace(':', '_')}_overlay.png"
+        image_file = Path(name).suffix.lower() in IMAGE_SUFFIXES  # dog.jpg; a video frame is clip:12
+        stem = Path(name).stem if image_file else name.replace(":", "_")
+        target = out if single else out / f"{stem}_overlay.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         write_png(target, result.overlay(image))
         if coco is not None:
-            coco.add(name.replace(":", "_"), result)
+            coco.add(name if image_file else stem, result)  # an image keeps its file name
     if coco is not None:
         coco.close()
 

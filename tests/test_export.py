@@ -322,6 +322,7 @@ def test_device_predict_script_writes_coco_panoptic_like_edgeseg_predict(shipped
     assert len(list((tmp_path / "new" / "overlays").glob("*_overlay.png"))) == 3
     device = json.loads((tmp_path / "new" / "coco" / "panoptic.json").read_text())
     assert [im["id"] for im in device["images"]] == sorted(int(f.stem) for f in images.iterdir())
+    assert [im["file_name"] for im in device["images"]] == sorted(f.name for f in images.iterdir())
     assert sum(len(a["segments_info"]) for a in device["annotations"]) > 0
 
     list(predict_files(load(model, threads=1), [images], tmp_path / "cli"))

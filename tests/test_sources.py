@@ -71,6 +71,7 @@ def test_directory_list_and_video_are_lazy_streams(predictor, files):
 def test_names_and_bad_sources(files, tmp_path):
     folder, video = files
     assert [n for n, _ in iter_images(video)] == ["clip:0", "clip:1", "clip:2"]
+    assert [n for n, _ in iter_images([folder, np.zeros((4, 4, 3), np.uint8)])] == ["0.png", "1.png", "array1"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageError, match="no images"):
         list(iter_images(tmp_path / "empty"))

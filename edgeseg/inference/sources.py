@@ -51,7 +51,8 @@ def iter_video(path: Path) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def iter_images(source: Source) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield ``(name, image)`` lazily for every image / frame in ``source``."""
+    """Yield ``(name, image)`` lazily for every image / frame in ``source``: the file name for an
+    image file (``dog.jpg``), ``<stem>:<frame>`` for a video frame, ``array<k>`` for an array."""
     items = [source] if isinstance(source, (str, Path, np.ndarray)) else list(source)
     for k, item in enumerate(items):
         if isinstance(item, np.ndarray):
@@ -67,4 +68,4 @@ def iter_images(source: Source) -> Iterator[tuple[str, np.ndarray]]:
         elif p.suffix.lower() in VIDEO_SUFFIXES:
             yield from iter_video(p)
         else:
-            yield p.stem, read_image(p)
+            yield p.name, read_image(p)
