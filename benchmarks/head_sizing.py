@@ -110,7 +110,8 @@ def run_timing(args) -> dict:
         mi = model_info(cfg, args.imgsz)
         info[name] = {"params_m": mi["params_inference_m"], "gmacs": mi["gmacs"]}
     rows = time_models(models, args.imgsz, args.threads, args.runs, args.warmup)
-    doc = {"machine": machine_description(), "imgsz": args.imgsz, "runs": args.runs, "warmup": args.warmup,
+    command = "python benchmarks/head_sizing.py " + " ".join(sys.argv[1:])
+    doc = {"machine": machine_description(), "command": command, "imgsz": args.imgsz, "runs": args.runs, "warmup": args.warmup,
            "complexity": info, "rows": rows, "seconds": round(time.perf_counter() - start, 1)}
     (root / "timing.json").write_text(json.dumps(doc, indent=2))
     return doc
@@ -122,7 +123,7 @@ TRAINED = [("lite0_pem", "lite0_default"), ("mnv3s_bilinear_p96_d3", "mnv3s_p96_
            ("mnv3s_bilinear_p96_d3", "mnv3s_p96_d3_bb1"), ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3"),
            ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3_kd"),
            ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3_kd_5800"),
-           ("lite0m_bilinear_s8_d3", "lite0m_s8_d3_cut_kd")]
+           ("lite0m_bilinear_s8_d3", "lite0m_s8_d3_cut_kd"), ("lite0k_bilinear_s8_d3", "lite0k_s8_d3_cut_kd")]
 
 
 def _cell(rows: list[dict], model: str, runtime: str, threads: int) -> float | None:
@@ -198,7 +199,7 @@ def record(args) -> dict:
                    "random-init twins) and PQ of the trained candidates at the shipped student's budget",
            "commands": {"time": "python benchmarks/head_sizing.py --time --yolo-onnx YOLO26N_SEG.onnx",
                         "train": "python benchmarks/train_recipe.py RECIPE --backbone-weights FILE",
-                        "record": "python benchmarks/head_sizing.py"},
+                        "record": "python benchmarks/head_sizing.py", "timed_by": timing.get("command")},
            "machine": timing["machine"], "imgsz": timing["imgsz"], "runs": timing["runs"], "warmup": timing["warmup"],
            "yolo26n_seg_ms": {f"{rt}_{t}t": _cell(rows, "yolo26n-seg", rt, t) for rt, t in cells},
            "rule": "the best PQ among trained candidates no slower than YOLO26n-seg in every runtime x threads cell",
