@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 CONFIG = {
@@ -45,6 +46,9 @@ def _mean_abs_diff(a: dict, b: dict) -> float:
     return sum(float((a[k] - b[k]).abs().sum()) for k in a) / sum(v.numel() for v in a.values())
 
 
+# Two spawned training processes (about half a minute on 2 cores): the slow run. DDP is for GPU
+# machines; the default run covers the single-process trainer (tests/test_training.py).
+@pytest.mark.slow
 def test_two_processes_train_like_one_process_with_two_micro_batches(tiny_data, tmp_path):
     """Each DDP process runs its half of the batch with its own BatchNorm statistics; one process
     with ``train.accumulate=2`` runs the same halves one after another: same images, same loss
