@@ -221,7 +221,7 @@ def record(args) -> dict:
     lines += ["", f"FP32 forward at {doc['imgsz']}, median of {doc['runs']} after {doc['warmup']} warm-up, all models "
               f"interleaved in one process; {m['cpu']} ({m['arch']}, {m['cores']} cores, {' '.join(m['isa'])}). PQ: whole "
               "val split at 512 after a threshold calibrated on train images, 2900 steps x 8 images at 256 px (5800 for a recipe named _5800; a _cut_ recipe starts from the shipped student's weights: "
-              "lite0m 1500 steps, lite0k 3000) "
+              "lite0m 1500 steps, lite0k 3000; a stopped run: its last checkpoint at the stored thresholds) "
               f"(benchmarks/train_recipe.py). Chosen: {chosen} ({doc['rule']})."]
     atomic_write_bytes(dest.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
