@@ -268,7 +268,8 @@ def test_artifact_that_converts_but_fails_parity_is_a_check_failed_row(tiny_weig
     ok = build_artifact(tiny_weights, "onnx", "fp32", 64, tmp_path / "work", tiny_data, parity_images=2)
     assert ok.status == PASSED and ok.ok and ok.parity["mask_agreement"] >= 99.5
     monkeypatch.setitem(parity.TOLERANCES, "fp16", (100.5, 0.0))  # an agreement no export can reach
-    refused = build_artifact(tiny_weights, "onnx", "fp16", 64, tmp_path / "work", tiny_data, parity_images=2)
+    refused = build_artifact(tiny_weights, "onnx", "fp16", 64, tmp_path / "work", tiny_data, parity_images=2,
+                             fp32_model=ok.path)  # derived from the FP32 file, as bench does
     assert refused.status == CHECK_FAILED and not refused.ok and refused.path is None
     assert "failed the parity check" in refused.reason and refused.parity["min_agreement"] == 100.5
     assert not list((tmp_path / "work").glob("*/onnx_fp16_64*"))
