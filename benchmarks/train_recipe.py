@@ -182,7 +182,7 @@ def main() -> None:
     ap.add_argument("recipe", choices=sorted(RECIPES))
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--out", help="run directory (default runs/<recipe>)")
-    ap.add_argument("--time-limit", type=float, default=0.0, help="stop after N minutes (resumable)")
+    ap.add_argument("--time-limit", type=float, default=0.0, help="stop once the run's total training time (all sittings) reaches N minutes (resumable)")
     ap.add_argument("--record-only", action="store_true")
     ap.add_argument("--backbone-weights", metavar="FILE",
                     help="ImageNet backbone weights as a timm state-dict file (model.backbone_weights)")
