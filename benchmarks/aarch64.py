@@ -160,8 +160,10 @@ def predict(python: list, model: Path | str, source: Path | str, out: Path | str
 
 @functools.lru_cache(maxsize=None)
 def _file_sha256(path: Path) -> str:
-    """A model file's hash, read once per run (every prediction set of that model is keyed by it)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """A model file's full hash, read once per run (every prediction set of that model is keyed by it)."""
+    from edgeseg.checkpoint import file_sha256
+
+    return file_sha256(path, length=64)
 
 
 def _key(images: list[Path], model: Path, kit: dict | None) -> dict:

@@ -131,14 +131,14 @@ def _cell(rows: list[dict], model: str, runtime: str, threads: int) -> float | N
     return hit["median_ms"] if hit else None
 
 
-def _timing(root: Path) -> dict:
+def _timing(root: Path, results: str) -> dict:
     """The timing stage's record: ``root/timing.json`` when this machine ran it, else the timings
-    held in the committed head_sizing.json (so a newly trained recipe can be added to the table
+    held in the committed results JSON of the same name (so a newly trained recipe can be added to the table
     without re-timing every candidate; times from two runs are never mixed)."""
     path = root / "timing.json"
     if path.exists():
         return json.loads(path.read_text())
-    committed = ROOT / "benchmarks" / "results" / "head_sizing.json"
+    committed = ROOT / "benchmarks" / "results" / f"{results}.json"  # this table's own machine, never another's
     if not committed.exists():
         raise SystemExit(f"no {path} and no {committed}: run the timing stage first (--time --yolo-onnx ...)")
     doc = json.loads(committed.read_text())
@@ -154,7 +154,8 @@ def _timing(root: Path) -> dict:
         if c["candidate"] not in complexity:
             complexity[c["candidate"]] = {"params_m": c["params_m"], "gmacs": c["gmacs"]}
             cells(c["candidate"], c["forward_ms"])
-    return {k: doc[k] for k in ("machine", "imgsz", "runs", "warmup")} | {"rows": rows, "complexity": complexity}
+    return ({k: doc[k] for k in ("machine", "imgsz", "runs", "warmup")}
+            | {"rows": rows, "complexity": complexity, "command": doc["commands"].get("timed_by")})
 
 
 def _recipe_cell(r: dict) -> str:
@@ -168,7 +169,7 @@ def record(args) -> dict:
     from edgeseg.data.image_io import atomic_write_bytes
 
     root = Path(args.root)
-    timing = _timing(root)
+    timing = _timing(root, args.results)
     rows = timing["rows"]
     cells = [(rt, t) for rt in ("onnxruntime", "openvino") for t in sorted({r["threads"] for r in rows})]
     training: dict[str, list[dict]] = {}

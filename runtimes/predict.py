@@ -45,7 +45,7 @@ def main() -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_png(target, result.overlay(image))
         if coco is not None:
-            coco.add(name if image_file else stem, result)  # an image keeps its file name
+            coco.add(name.replace(":", "_"), result)  # an image keeps its file name, a frame is clip_12
     if coco is not None:
         coco.close()
 
