@@ -10,7 +10,10 @@ For the student (default: the shipped one) at ``--imgsz``:
   (``edgeseg export``, parity-checked here) and INT8 (``--int8``, an ``edgeseg quantize`` output);
 - **time per part**: LiteRT has no per-op profiler in its Python wheel, so the parts are timed as
   prefixes of the rewritten FP32 graph (backbone; backbone + pixel decoder; the whole model):
-  each part is the difference of two medians;
+  each part is the difference of two medians; with ``--int8-parts N`` the same prefixes are also
+  quantized by the TFLite INT8 recipe (``--recipe``, calibrated on N train images: the kernels and
+  so the times do not depend on how good the ranges are) and timed beside the first ``--int8``
+  file, so INT8 against FP32 is read per part (where full integer pays on this CPU, where not);
 - **forward time** of every file, and of each ``--peer`` (.tflite files other users ship, e.g.
   Ultralytics' YOLOv8n-seg at 640 from benchmarks/peer_tflite.py) at its own input size, interleaved round robin in one process,
   1 and 2 threads, random inputs of each model's input dtype, median of ``--runs`` after
@@ -67,6 +70,32 @@ def _convert(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
     return path
 
 
+def _int8_prefixes(model: nn.Module, ckpt: dict, weights: Path, args, work: Path) -> dict[str, Path]:
+    """The backbone and backbone + pixel-decoder prefixes as full-integer files, quantized the
+    way ``edgeseg quantize`` quantizes the whole student (same engine, recipe switches, rewrite)."""
+    from edgeseg.export import _metadata
+    from edgeseg.quantization.calibration import load_quant_data
+    from edgeseg.quantization.recipe import load_recipe
+    from edgeseg.quantization.tflite_pt2e import quantize_tflite_pt2e
+
+    if not args.int8:
+        raise SystemExit("--int8-parts needs an --int8 file: the parts are read against the whole INT8 model")
+    recipe = load_recipe(args.recipe)
+    if recipe.format != "tflite" or recipe.tflite_mode != "static_int8":
+        raise SystemExit(f"{args.recipe}: --int8-parts needs a TFLite static_int8 recipe "
+                         f"(got format {recipe.format!r}, tflite_mode {recipe.tflite_mode!r})")
+    meta = _metadata(ckpt, weights, "tflite", "int8", args.imgsz)
+    data = load_quant_data(args.data, args.imgsz, meta.mean, meta.std,
+                           subset=args.int8_parts, validation_images=recipe.validation_images)
+    out = {}
+    for name, stem, wrap in (("backbone", "backbone", _Backbone), ("backbone + pixel decoder", "pixel", _PixelDecoder)):
+        path = work / f"int8_part_{stem}_{args.int8_parts}.tflite"
+        if not path.exists():
+            quantize_tflite_pt2e(wrap(model), path, data, recipe)
+        out[name] = path
+    return out
+
+
 def _interpreter(path: Path, threads: int):
     from ai_edge_litert import interpreter
 
@@ -103,6 +132,11 @@ def main() -> None:
                          "named by its folder; the PQ check and kept-float scope come from its quantization.json")
     ap.add_argument("--peer", nargs="*", default=[], metavar="FILE",
                     help="other .tflite files to time beside the student, each named by its file name")
+    ap.add_argument("--int8-parts", type=int, default=0, metavar="N",
+                    help="also quantize the prefixes (backbone; backbone + pixel decoder) with --recipe on N train "
+                         "images and time INT8 against FP32 per part (needs --int8; 0 = off)")
+    ap.add_argument("--recipe", default=str(ROOT / "quantize" / "pem_lite0_512_tflite.yaml"),
+                    help="TFLite INT8 recipe for --int8-parts")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -147,11 +181,13 @@ def main() -> None:
                                  "activation_observer": q["engine"].get("activation_observer", "histogram")}
     parts = {"backbone": _convert(_Backbone(rewritten.model), example, work / "part_backbone.tflite"),
              "backbone + pixel decoder": _convert(_PixelDecoder(rewritten.model), example, work / "part_pixel.tflite")}
+    int8_parts = _int8_prefixes(wrapper.model, ckpt, weights, args, work) if args.int8_parts else {}
     for path in map(Path, args.peer):
         files[f"peer {path.stem}"] = path
 
     maps = {name: partition_map(path) for name, path in files.items()}
-    timed = {**files, **{f"prefix: {k}": v for k, v in parts.items()}}
+    timed = {**files, **{f"prefix: {k}": v for k, v in parts.items()},
+             **{f"int8 prefix: {k}": v for k, v in int8_parts.items()}}
     rows, inputs = [], {}
     for threads in args.threads:
         its = {name: _interpreter(path, threads) for name, path in timed.items()}
@@ -167,6 +203,13 @@ def main() -> None:
         rows.append({"model": "fp32 by part", "threads": threads,
                      "backbone_ms": bb, "pixel_decoder_ms": round(px - bb, 2),
                      "transformer_decoder_and_heads_ms": round(whole - px, 2)})
+        if int8_parts:
+            whole8 = ms[f"int8 {Path(args.int8[0]).parent.name}"]["median_ms"]
+            bb8 = ms["int8 prefix: backbone"]["median_ms"]
+            px8 = ms["int8 prefix: backbone + pixel decoder"]["median_ms"]
+            rows.append({"model": "int8 by part", "threads": threads, "int8_file": Path(args.int8[0]).parent.name,
+                         "backbone_ms": bb8, "pixel_decoder_ms": round(px8 - bb8, 2),
+                         "transformer_decoder_and_heads_ms": round(whole8 - px8, 2)})
         del its
 
     result = {
@@ -193,7 +236,7 @@ def _markdown(result: dict) -> str:
     for row in result["rows"]:
         by.setdefault(row["model"], {})[row["threads"]] = row
     for name, per in by.items():
-        if name == "fp32 by part":
+        if name in ("fp32 by part", "int8 by part"):
             continue
         any_row = next(iter(per.values()))
         m = result["partition_maps"].get(name)
@@ -210,12 +253,18 @@ def _markdown(result: dict) -> str:
                          f"{c['pq_fp32_torch']} | {c['pq_int8']} | {c['pq_drop']} | {c['mask_agreement']} % |")
         lines.append(f"(PQ on the first {next(iter(result['int8_checks'].values()))['val_images']} val images, "
                      "edgeseg quantize's check.)")
-    lines += ["", "| FP32 (rewritten) by part | threads | backbone ms | pixel decoder ms | transformer decoder + heads ms |",
+    lines += ["", "| by part | threads | backbone ms | pixel decoder ms | transformer decoder + heads ms |",
               "|---|---|---|---|---|"]
+    fp32 = {r["threads"]: r for r in result["rows"] if r["model"] == "fp32 by part"}
     for row in result["rows"]:
-        if row["model"] == "fp32 by part":
-            lines.append(f"| | {row['threads']} | {row['backbone_ms']} | {row['pixel_decoder_ms']} | "
-                         f"{row['transformer_decoder_and_heads_ms']} |")
+        if row["model"] in ("fp32 by part", "int8 by part"):
+            label = "FP32 (rewritten)" if row["model"] == "fp32 by part" else f"INT8 ({row['int8_file']})"
+            cells = []
+            for key in ("backbone_ms", "pixel_decoder_ms", "transformer_decoder_and_heads_ms"):
+                ref = fp32.get(row["threads"], {}).get(key)
+                speedup = f" (x{ref / row[key]:.2f})" if row["model"] == "int8 by part" and ref and row[key] > 0 else ""
+                cells.append(f"{row[key]}{speedup}")
+            lines.append(f"| {label} | {row['threads']} | " + " | ".join(cells) + " |")
     mach = result["machine"]
     lines += ["", f"Forward only at {result['imgsz']} px (the peer at its own input), median of {result['runs']} after "
               f"{result['warmup']} warm-up, all files interleaved in one process; {mach.get('cpu')} "

@@ -63,3 +63,25 @@ def test_xnnpack_rewrite_puts_the_whole_student_in_one_partition(tmp_path):
     assert found["as_trained"]["partitions"] > 3
     assert {"ARG_MAX", "GATHER_ND"} <= set(found["as_trained"]["not_delegated_by_op"])
     assert found["rewritten"]["partitions"] == 1 and found["rewritten"]["not_delegated"] == []
+
+
+def test_partition_table_reads_int8_against_fp32_per_part():
+    """benchmarks/tflite_partitions.py: the per-part rows of an INT8 file are read against the
+    FP32 prefixes of the same thread count (the speed-up printed beside each part)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "tflite_partitions.py"
+    spec = importlib.util.spec_from_file_location("tflite_partitions_script", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    parts = {"backbone_ms": 100.0, "pixel_decoder_ms": 120.0, "transformer_decoder_and_heads_ms": 50.0}
+    rows = [{"model": "fp32", "threads": 1, "input": {"shape": [1, 3, 8, 8], "dtype": "float32"}, "median_ms": 270.0},
+            {"model": "fp32 by part", "threads": 1, **parts},
+            {"model": "int8 by part", "threads": 1, "int8_file": "q", "backbone_ms": 50.0,
+             "pixel_decoder_ms": 150.0, "transformer_decoder_and_heads_ms": 50.0}]
+    md = mod._markdown({"rows": rows, "partition_maps": {}, "imgsz": 8, "runs": 3, "warmup": 1,
+                        "machine": {"cpu": "x", "arch": "y", "cores": 2, "isa": []}, "command": "c"})
+    assert "| INT8 (q) | 1 | 50.0 (x2.00) | 150.0 (x0.80) | 50.0 (x1.00) |" in md
+    assert "| FP32 (rewritten) | 1 | 100.0 | 120.0 | 50.0 |" in md
+    assert "int8 by part" not in md  # summary rows are not listed as files
