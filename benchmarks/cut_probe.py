@@ -44,13 +44,14 @@ def main() -> None:
     import torch
 
     from edgeseg.assets import SHIPPED_MODEL, resolve_weights
+    from edgeseg.backends import predictor_for_checkpoint
     from edgeseg.backends.torch_backend import TorchAdapter
     from edgeseg.benchmark.measure import machine_description
     from edgeseg.checkpoint import init_from_checkpoint, load_checkpoint
     from edgeseg.data.coco_panoptic import CocoPanoptic
+    from edgeseg.data.image_io import atomic_write_bytes
     from edgeseg.evaluation.evaluate import evaluate
-    from edgeseg.inference.predictor import Predictor, Thresholds
-    from edgeseg.inference.result import LabelSpace
+    from edgeseg.inference.predictor import Thresholds
     from edgeseg.modeling.build import build_model, config_from_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,15 +65,13 @@ def main() -> None:
     path = resolve_weights(args.weights)
     ckpt = load_checkpoint(path)
     base = dataclasses.replace(config_from_checkpoint(ckpt, str(path)), backbone_weights=None)
-    labels = LabelSpace(**ckpt["label_space"])
-    thresholds = Thresholds(**ckpt.get("thresholds", {}))  # the shipped student's calibrated ones
+    thresholds = Thresholds(**ckpt.get("thresholds", {}))  # the shipped student's calibrated ones (recorded)
     data = CocoPanoptic(args.data, "train")
     rows = []
     for name, change in CUTS.items():
         model = build_model(dataclasses.replace(base, **change), args.imgsz)
         loaded = init_from_checkpoint(model, path)
-        predictor = Predictor(TorchAdapter(model.eval(), args.imgsz), labels, args.imgsz, thresholds, base.pixel_mean,
-                              base.pixel_std)
+        predictor = predictor_for_checkpoint(TorchAdapter(model.eval(), args.imgsz), ckpt)
         start = time.perf_counter()
         with torch.inference_mode():
             m = evaluate(predictor, data, max_images=args.images, progress=False)
@@ -83,7 +82,7 @@ def main() -> None:
     doc = {"command": "python benchmarks/cut_probe.py --images " + str(args.images), "weights": str(args.weights),
            "split": "train", "images": args.images, "imgsz": args.imgsz, "thresholds": dataclasses.asdict(thresholds),
            "machine": machine_description(), "rows": rows}
-    Path(args.json).write_text(json.dumps(doc, indent=2))
+    atomic_write_bytes(Path(args.json), json.dumps(doc, indent=2).encode())
     print(f"wrote {args.json}")
 
 
