@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from edgeseg.assets import SHIPPED_MODEL
 from edgeseg.cli import main
 
@@ -43,6 +45,10 @@ def test_demo_quick_then_tune(tmp_path, capsys):
     assert main(["tune", "--fps", "100000", "--results", str(out / "bench.json"), "--no-export"]) == 2
 
 
+# About 50 s on 2 cores, in the slow run: its parts run in the default one (the teacher with the
+# student's trainer in test_teacher.py, distillation steps in test_teacher.py / test_unlabelled.py);
+# this is the orchestration of ``demo --from-scratch``.
+@pytest.mark.slow
 def test_from_scratch_trains_teacher_then_distilled_student(tiny_data, tmp_path):
     """``demo --from-scratch``'s training half at a few steps: the teacher, then a student distilled
     from it (the KD weights are on) and calibrated."""
