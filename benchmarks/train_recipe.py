@@ -43,7 +43,7 @@ RECIPES = {
     # what fits two hours on 2 CPU cores (6 s / step at batch 4): see README "Teacher"
     "teacher": [["train.steps=600", "train.eval_every=150"]],
     # the Mask2Former teacher on ImageNet EfficientNet-Lite2 (its config's 3000 steps, over as many
-    # sittings as it takes: --time-limit stops it resumably, the curve is recorded every 250 steps)
+    # resumed runs as it takes: --time-limit stops it resumably, the curve is recorded every 250 steps)
     "teacher_lite2": [["train.steps=3000"]],
     # the same teacher on a schedule that ends within about 75 min of 2 CPU cores (10-12 s / step
     # at 256 px, batch 4, on an AVX2-only EPYC), the curve every 125 steps. The recorded run's
@@ -182,7 +182,7 @@ def main() -> None:
     ap.add_argument("recipe", choices=sorted(RECIPES))
     ap.add_argument("--data", default="data/synth")
     ap.add_argument("--out", help="run directory (default runs/<recipe>)")
-    ap.add_argument("--time-limit", type=float, default=0.0, help="stop once the run's total training time (all sittings) reaches N minutes (resumable)")
+    ap.add_argument("--time-limit", type=float, default=0.0, help="stop once the run's total training time (every resumed invocation together) reaches N minutes (resumable)")
     ap.add_argument("--record-only", action="store_true")
     ap.add_argument("--backbone-weights", metavar="FILE",
                     help="ImageNet backbone weights as a timm state-dict file (model.backbone_weights)")
