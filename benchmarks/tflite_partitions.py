@@ -70,10 +70,10 @@ def _convert(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
     return path
 
 
-def _int8_prefixes(model: nn.Module, ckpt: dict, weights: Path, args, work: Path) -> dict[str, Path]:
+def _int8_prefixes(model: nn.Module, ckpt: dict, args, work: Path) -> dict[str, Path]:
     """The backbone and backbone + pixel-decoder prefixes as full-integer files, quantized the
     way ``edgeseg quantize`` quantizes the whole student (same engine, recipe switches, rewrite)."""
-    from edgeseg.export import _metadata
+    from edgeseg.inference.preprocess import normalisation_of
     from edgeseg.quantization.calibration import load_quant_data
     from edgeseg.quantization.recipe import load_recipe
     from edgeseg.quantization.tflite_pt2e import quantize_tflite_pt2e
@@ -84,8 +84,8 @@ def _int8_prefixes(model: nn.Module, ckpt: dict, weights: Path, args, work: Path
     if recipe.format != "tflite" or recipe.tflite_mode != "static_int8":
         raise SystemExit(f"{args.recipe}: --int8-parts needs a TFLite static_int8 recipe "
                          f"(got format {recipe.format!r}, tflite_mode {recipe.tflite_mode!r})")
-    meta = _metadata(ckpt, weights, "tflite", "int8", args.imgsz)
-    data = load_quant_data(args.data, args.imgsz, meta.mean, meta.std,
+    mean, std = normalisation_of(ckpt["model_config"])  # what edgeseg quantize calibrates with
+    data = load_quant_data(args.data, args.imgsz, mean, std,
                            subset=args.int8_parts, validation_images=recipe.validation_images)
     out = {}
     for name, stem, wrap in (("backbone", "backbone", _Backbone), ("backbone + pixel decoder", "pixel", _PixelDecoder)):
@@ -181,7 +181,7 @@ def main() -> None:
                                  "activation_observer": q["engine"].get("activation_observer", "histogram")}
     parts = {"backbone": _convert(_Backbone(rewritten.model), example, work / "part_backbone.tflite"),
              "backbone + pixel decoder": _convert(_PixelDecoder(rewritten.model), example, work / "part_pixel.tflite")}
-    int8_parts = _int8_prefixes(wrapper.model, ckpt, weights, args, work) if args.int8_parts else {}
+    int8_parts = _int8_prefixes(wrapper.model, ckpt, args, work) if args.int8_parts else {}
     for path in map(Path, args.peer):
         files[f"peer {path.stem}"] = path
 
