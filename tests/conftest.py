@@ -73,3 +73,22 @@ def shipped_exports(tmp_path_factory, shipped_data):
         return cache[fmt, precision]
 
     return get
+
+
+def reuse_session_onnx(monkeypatch, shipped_exports) -> None:
+    """Make the ONNX exporter copy the session's export of the shipped student at :data:`SMALL`:
+    the tests that use it check what happens around the converter (parity, cleanup, the CLI,
+    bench's cache), and the conversion itself is the slow part (tested by ``shipped_exports``'
+    users)."""
+    import shutil
+
+    from edgeseg.export import to_onnx
+
+    source = shipped_exports("onnx").path  # built (by the real exporter) before the patch
+
+    def copy_session_export(module, example, path, precision, meta, fp32_model=None):
+        assert precision == "fp32" and meta.input_size == SMALL
+        shutil.copyfile(source, path)
+        return {"copied": True}
+
+    monkeypatch.setattr(to_onnx, "export_onnx", copy_session_export)

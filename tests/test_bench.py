@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_model_config, tiny_train_config
+from conftest import SMALL, reuse_session_onnx, tiny_model_config, tiny_train_config
 from edgeseg.benchmark import BenchConfig, bench, mark_pareto, markdown_table, select, student_vs_teacher, write_report
 from edgeseg.benchmark.tune import TuneError, load_rows
 from edgeseg.assets import SHIPPED_MODEL, asset_dir, resolve_weights
@@ -167,14 +167,16 @@ def test_strip_checkpoint_halves_and_keeps_outputs(tiny_weights, tmp_path):
     assert (tmp_path / "s.pt").stat().st_mode & 0o044  # an ordinary readable file, not mkstemp's 0600
 
 
-def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data, tmp_path, monkeypatch):
+def test_bench_times_predict_on_camera_frames_and_records_failures(shipped_data, shipped_exports, tmp_path,
+                                                                   monkeypatch):
     from edgeseg.backends import load
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.evaluation.evaluate import evaluate
 
+    reuse_session_onnx(monkeypatch, shipped_exports)  # bench's own export step, parity and cache still run
     # onnx:int8 with 2 calibration images cannot be built: it must become a row with its reason
     cfg = BenchConfig(weights=(SHIPPED_MODEL,), combos=(("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8")),
-                      threads=(1,), imgsz=(128,), data=str(shipped_data), val_images=4, runs=6, warmup=1,
+                      threads=(1,), imgsz=(SMALL,), data=str(shipped_data), val_images=4, runs=6, warmup=1,
                       parity_images=2, calibration_images=2, work=str(tmp_path / "work"), progress=False)
     doc = bench(cfg)
     rows = {(r["format"], r["precision"]): r for r in doc["rows"]}

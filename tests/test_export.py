@@ -19,7 +19,7 @@ from edgeseg.export.metadata import METADATA_FILE, read_metadata
 from edgeseg.export.parity import TOLERANCES, panoptic_agreement
 from edgeseg.assets import resolve_weights
 from edgeseg.checkpoint import load_checkpoint
-from tests.conftest import SHIPPED, SMALL
+from tests.conftest import SHIPPED, SMALL, reuse_session_onnx
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -144,28 +144,10 @@ def test_openvino_ir_model_info_is_read_by_model_api(shipped_exports, shipped_da
         np.testing.assert_allclose(theirs[key], ours[key], atol=2e-3 * np.abs(ours[key]).max())
 
 
-def _reuse_the_session_onnx(monkeypatch, shipped_exports) -> None:
-    """Make the ONNX exporter copy the session's export of the same model and size: the tests
-    that use it check what ``export`` does around the converter (parity, cleanup, the CLI), and
-    the conversion itself is the slow part (tested by ``shipped_exports``' users)."""
-    import shutil
-
-    from edgeseg.export import to_onnx
-
-    source = shipped_exports("onnx").path  # built (by the real exporter) before the patch
-
-    def copy_session_export(module, example, path, precision, meta, fp32_model=None):
-        assert precision == "fp32" and meta.input_size == SMALL
-        shutil.copyfile(source, path)
-        return {"copied": True}
-
-    monkeypatch.setattr(to_onnx, "export_onnx", copy_session_export)
-
-
 def test_failed_parity_leaves_nothing_behind(shipped_data, shipped_exports, tmp_path, monkeypatch):
     from edgeseg.export import parity
 
-    _reuse_the_session_onnx(monkeypatch, shipped_exports)
+    reuse_session_onnx(monkeypatch, shipped_exports)
     monkeypatch.setitem(parity.TOLERANCES, "fp32", (100.1, 0.0))  # impossible
     with pytest.raises(ExportCheckError, match="parity") as failed:
         export(SHIPPED, "onnx", "fp32", imgsz=SMALL, out=tmp_path / "never", data=shipped_data, parity_images=1)
@@ -292,7 +274,7 @@ def test_runtime_path_never_imports_torch(shipped_exports, shipped_data, tmp_pat
 
 def test_export_cli_defaults_to_the_stored_size_and_reports_parity(shipped_data, shipped_exports, tmp_path, capsys,
                                                                    monkeypatch):
-    _reuse_the_session_onnx(monkeypatch, shipped_exports)
+    reuse_session_onnx(monkeypatch, shipped_exports)
     out = tmp_path / "cli_onnx"
     assert main(["export", "--format", "onnx", "--imgsz", str(SMALL), "--out", str(out), "--data", str(shipped_data),
                  "--parity-images", "2"]) == 0
