@@ -14,7 +14,8 @@ For the student (default: the shipped one) at ``--imgsz``:
   quantized by the TFLite INT8 recipe (``--recipe``, calibrated on N train images: the kernels and
   so the times do not depend on how good the ranges are) and timed beside the first ``--int8``
   file, so INT8 against FP32 is read per part (where full integer pays on this CPU, where not);
-- **forward time** of every file, and of each ``--peer`` (.tflite files other users ship, e.g.
+- **forward time** of every file, of each ``--also`` (another student's edgeseg exports, e.g. a
+  faster candidate's, named by their run and export folders), and of each ``--peer`` (.tflite files other users ship, e.g.
   Ultralytics' YOLOv8n-seg at 640 from benchmarks/peer_tflite.py) at its own input size, interleaved round robin in one process,
   1 and 2 threads, random inputs of each model's input dtype, median of ``--runs`` after
   ``--warmup``, LiteRT's default CPU setup (XNNPACK), as the LiteRT adapter runs it.
@@ -132,6 +133,9 @@ def main() -> None:
                          "named by its folder; the PQ check and kept-float scope come from its quantization.json")
     ap.add_argument("--peer", nargs="*", default=[], metavar="FILE",
                     help="other .tflite files to time beside the student, each named by its file name")
+    ap.add_argument("--also", nargs="*", default=[], metavar="FILE",
+                    help="edgeseg .tflite exports of other students (e.g. a faster candidate's FP32 and INT8) "
+                         "to time beside the student, each named by its run and export folders")
     ap.add_argument("--int8-parts", type=int, default=0, metavar="N",
                     help="also quantize the prefixes (backbone; backbone + pixel decoder) with --recipe on N train "
                          "images and time INT8 against FP32 per part (needs --int8; 0 = off)")
@@ -168,8 +172,9 @@ def main() -> None:
         res = export(weights, "tflite", "fp32", imgsz=args.imgsz, out=work / "fp32", data=args.data, overwrite=True)
         files["fp32"], parity = res.path, res.parity
     int8_checks = {}
-    for path in map(Path, args.int8):
-        name = f"int8 {path.parent.name}"
+    named = [(f"int8 {p.parent.name}", p) for p in map(Path, args.int8)]
+    named += [(f"also {p.parent.parent.name}/{p.parent.name}", p) for p in map(Path, args.also)]
+    for name, path in named:
         files[name] = path
         report = path.parent / "quantization.json"
         if report.is_file():
