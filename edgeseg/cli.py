@@ -103,13 +103,16 @@ def _print_metrics(metrics: dict) -> None:
 
 def _thresholds(args: argparse.Namespace) -> dict[str, float | None]:
     """Only the flags given override the model's stored (calibrated) thresholds."""
-    return {"object_mask_threshold": args.conf, "overlap_threshold": args.overlap, "mask_threshold": args.mask_threshold}
+    return {"object_mask_threshold": args.conf, "overlap_threshold": args.overlap, "mask_threshold": args.mask_threshold,
+            "instance_score_threshold": args.instance_conf}
 
 
 def _add_threshold_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", type=float, help="object score threshold (default: the model's calibrated one)")
     p.add_argument("--overlap", type=float, help="overlap-area threshold (default: the model's, Mask2Former 0.8)")
     p.add_argument("--mask-threshold", type=float, help="mask probability threshold (default: the model's, 0.5)")
+    p.add_argument("--instance-conf", type=float,
+                   help="instance score threshold (default: the model's, 0: Mask2Former's top 100)")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

@@ -96,6 +96,31 @@ def test_cli_overlap_flag_alone_keeps_the_calibrated_object_threshold(monkeypatc
     assert seen["thresholds"] == Thresholds(_calibrated_object_threshold(), 0.7, 0.5)
 
 
+def test_instance_score_threshold_reaches_predict_and_the_cli(monkeypatch, shipped_data, tmp_path):
+    image = next((shipped_data / "val").iterdir())
+    every = load(SHIPPED, input_size=128).predict(str(image), tasks=("instance",))
+    count = len(every.instance_scores)  # Mask2Former's top 100 pairs by default, the thing classes' of them
+    assert count > 10
+    thr = float(np.median(every.instance_scores))
+    assert thr > 0
+    some = load(SHIPPED, input_size=128, thresholds={"instance_score_threshold": thr}).predict(str(image), tasks=("instance",))
+    assert 0 < len(some.instance_scores) < count and some.instance_scores.min() >= thr
+    np.testing.assert_allclose(some.instance_scores, every.instance_scores[every.instance_scores >= thr], rtol=1e-6)
+
+    from edgeseg import cli
+
+    seen = {}
+
+    def spy(*args, **kwargs):
+        predictor = load(*args, **kwargs)
+        seen["thresholds"] = predictor.thresholds
+        return predictor
+
+    monkeypatch.setattr("edgeseg.backends.load", spy)
+    assert cli.main(["predict", str(image), "--imgsz", "128", "--instance-conf", "0.3", "--out", str(tmp_path)]) == 0
+    assert seen["thresholds"] == Thresholds(_calibrated_object_threshold(), 0.8, 0.5, 0.3)
+
+
 # --- the shipped student ----------------------------------------------------------------------
 
 def test_shipped_student_holds_its_recorded_accuracy(shipped_data):

@@ -242,6 +242,24 @@ def test_instance_without_thing_filter_and_score_threshold():
     assert np.all(out["scores"][out["query_index"] == 2] == 0.0)
 
 
+def test_instance_score_threshold_equals_filtering_the_full_output():
+    """Pairs are dropped by class score before their masks are upsampled: exactly the pairs the
+    unthresholded output scores at or above the threshold, with the same masks and scores."""
+    rng = np.random.default_rng(3)
+    cls = rng.normal(0, 2, (12, len(ISTHING) + 1)).astype(np.float32)
+    masks = rng.normal(0, 3, (12, 8, 8)).astype(np.float32)
+    lb = Letterbox(orig_hw=(20, 13), resized_hw=(32, 21), input_size=S, scale=32 / 20)
+    full = instance_inference(cls, masks, lb, ISTHING, topk=40)
+    for thr in (0.05, 0.2, 0.5):
+        cut = instance_inference(cls, masks, lb, ISTHING, topk=40, score_threshold=thr)
+        keep = full["scores"] >= thr
+        assert 0 < keep.sum() < len(keep) or thr == 0.5  # the threshold really splits the pairs
+        np.testing.assert_array_equal(cut["query_index"], full["query_index"][keep])
+        np.testing.assert_array_equal(cut["class_index"], full["class_index"][keep])
+        np.testing.assert_array_equal(cut["masks"], full["masks"][keep])
+        np.testing.assert_allclose(cut["scores"], full["scores"][keep], rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- semantic
 
 

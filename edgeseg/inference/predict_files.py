@@ -65,7 +65,7 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], out_dir: s
     writer = CocoPanopticWriter(out_dir, predictor.labels)
     for path in expand_inputs(inputs):
         image = read_image(path)
-        result = predictor.predict(image)
+        result = predictor.predict(image, tasks=("panoptic",))  # all that is written: instance and semantic
         yield write_png(writer.out / f"{path.stem}_overlay.png", result.overlay(image))
         yield writer.add(path.name, result)
     yield writer.close()

@@ -36,11 +36,14 @@ class Adapter(Protocol):
 @dataclass(frozen=True)
 class Thresholds:
     """Mask2Former's inference thresholds (its COCO panoptic defaults). A trained model stores
-    its own (``edgeseg calibrate`` chooses ``object_mask_threshold`` on training images)."""
+    its own (``edgeseg calibrate`` chooses ``object_mask_threshold`` on training images).
+    ``instance_score_threshold`` drops instance results scored below it (class probability x
+    mean mask probability); 0 keeps Mask2Former's top 100, each a full-frame mask."""
 
     object_mask_threshold: float = 0.8
     overlap_threshold: float = 0.8
     mask_threshold: float = 0.5
+    instance_score_threshold: float = 0.0
 
     def merged(self, overrides: "Thresholds | Mapping[str, float | None] | None") -> "Thresholds":
         """These thresholds with ``overrides`` applied: a complete :class:`Thresholds` replaces
@@ -106,7 +109,7 @@ class Predictor:
         return postprocess(outputs["class_logits"], outputs["mask_logits"], letterbox, self.labels,
                            tasks=self.tasks if tasks is None else tasks,
                            object_mask_threshold=t.object_mask_threshold, overlap_threshold=t.overlap_threshold,
-                           mask_threshold=t.mask_threshold)
+                           mask_threshold=t.mask_threshold, score_threshold=t.instance_score_threshold)
 
     def predict(self, source: Source, tasks: str | Sequence[str] | None = None) -> Result | Iterator[Result]:
         """One image (RGB uint8 array or file) -> its :class:`Result`. A list, a directory or a
