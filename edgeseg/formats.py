@@ -107,6 +107,19 @@ def format_of_path(path: str | Path) -> Format:
     raise EdgesegError(f"{path}: unsupported model suffix {suffix!r}; supported: {known}")
 
 
+def model_file_in(folder: str | Path) -> Path:
+    """The one model file of an export folder (what ``edgeseg export`` writes: the model beside
+    its ``edgeseg.json``), so a folder can be loaded like its file."""
+    folder = Path(folder)
+    known = {s for f in FORMATS.values() for s in f.suffixes}
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in known)
+    if len(found) != 1:
+        what = ", ".join(p.name for p in found) or "none"
+        raise EdgesegError(f"{folder} is a folder: expected exactly one model file in it "
+                           f"({', '.join(sorted(known))}), found {what}")
+    return found[0]
+
+
 def check_combo(fmt: str, precision: str) -> tuple[str, str]:
     """A (format, precision) pair that the table allows, or a clear error."""
     get_format(fmt).check_precision(precision)

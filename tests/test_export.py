@@ -69,6 +69,8 @@ def test_exported_model_predicts_like_torch(shipped_exports, shipped_data):
     a = load(SHIPPED, input_size=SMALL).predict(image)
     b = load(shipped_exports("onnx").path).predict(image)
     assert len(a.segments) >= 3 and len(b.segments) == len(a.segments)
+    folder = load(shipped_exports("onnx").path.parent).predict(image)  # the export folder loads like its file
+    np.testing.assert_array_equal(folder.panoptic, b.panoptic)
     assert b.panoptic.shape == a.panoptic.shape == (256, 256)
     cats_a = {s.id: s.category_id for s in a.segments}
     cats_b = {s.id: s.category_id for s in b.segments}
@@ -179,6 +181,9 @@ def test_artifact_without_metadata_or_with_wrong_input_is_refused(shipped_export
     lone.write_bytes(path.read_bytes())
     with pytest.raises(EdgesegError, match=METADATA_FILE):
         load(lone)
+    (tmp_path / "model.tflite").write_bytes(b"")
+    with pytest.raises(EdgesegError, match="expected exactly one model file.*found model.onnx, model.tflite"):
+        load(tmp_path)
     predictor = load(path)
     with pytest.raises(EdgesegError, match=rf"float32 \[1, 3, {SMALL}, {SMALL}\]"):
         predictor.infer(np.zeros((1, 3, 32, 32), np.float32))

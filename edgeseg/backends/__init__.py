@@ -16,7 +16,7 @@ from typing import Any
 from edgeseg.assets import resolve_weights
 from edgeseg.backends.base import Adapter
 from edgeseg.errors import EdgesegError
-from edgeseg.formats import format_of_path
+from edgeseg.formats import format_of_path, model_file_in
 from edgeseg.inference.predictor import Predictor, Thresholds
 from edgeseg.inference.result import LabelSpace
 
@@ -33,8 +33,8 @@ def load(
     hint: str = "LATENCY",
     delegate: str | None = None,
 ) -> Predictor:
-    """Load a model file (or a shipped model by name, e.g. ``pem_lite0_512``) into a
-    :class:`Predictor`, choosing the runtime by suffix.
+    """Load a model file, an export folder (``edgeseg export``'s output) or a shipped model by
+    name (e.g. ``pem_lite0_512``) into a :class:`Predictor`, choosing the runtime by suffix.
 
     ``input_size``: ``.pt`` only (default: the size stored with the model, which is also what
     its exports use); exports have a fixed size. ``device``: torch device for ``.pt``; OpenVINO
@@ -43,7 +43,9 @@ def load(
     ``delegate``: LiteRT external delegate library. ``thresholds``: overrides of the stored
     inference thresholds; in a mapping, ``None`` keeps the stored value.
     """
-    path = resolve_weights(path)  # a file, or a shipped model's name
+    path = resolve_weights(path)  # a file, an export folder, or a shipped model's name
+    if path.is_dir():
+        path = model_file_in(path)
     fmt = format_of_path(path)
     if not path.is_file():
         raise EdgesegError(f"model file not found: {path}")
