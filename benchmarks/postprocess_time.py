@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import sys
 import time
@@ -29,7 +28,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edgeseg.benchmark.measure import machine_description  # noqa: E402
-from edgeseg.data.image_io import atomic_write_bytes, read_image  # noqa: E402
+from edgeseg.benchmark.report import write_record  # noqa: E402
+from edgeseg.data.image_io import read_image  # noqa: E402
 from edgeseg.inference import postprocess as current  # noqa: E402
 from edgeseg.inference.sources import IMAGE_SUFFIXES  # noqa: E402
 
@@ -112,10 +112,8 @@ def main() -> None:
               "outputs_compared": checks,
               "command": "python benchmarks/postprocess_time.py " + " ".join(
                   a if not a.startswith("/") else Path(a).name for a in sys.argv[1:])}
-    out = Path(args.json)
-    atomic_write_bytes(out, json.dumps(result, indent=2).encode())
     md = _markdown(result)
-    atomic_write_bytes(out.with_suffix(".md"), md.encode())
+    write_record(args.json, result, md)
     print(md)
 
 

@@ -42,7 +42,7 @@ from torch import nn  # noqa: E402
 
 from edgeseg.assets import SHIPPED_MODEL, resolve_weights  # noqa: E402
 from edgeseg.benchmark.measure import machine_description, summarize_ms, time_interleaved  # noqa: E402
-from edgeseg.data.image_io import atomic_write_bytes  # noqa: E402
+from edgeseg.benchmark.report import write_record  # noqa: E402
 from edgeseg.export.tflite_partitions import partition_map  # noqa: E402
 
 
@@ -228,10 +228,8 @@ def main() -> None:
         "command": "python benchmarks/tflite_partitions.py " + " ".join(
             a if not a.startswith("/") else Path(a).name for a in sys.argv[1:]),
     }
-    out = Path(args.json)
-    atomic_write_bytes(out, json.dumps(result, indent=2).encode())
     md = _markdown(result)
-    atomic_write_bytes(out.with_suffix(".md"), md.encode())
+    write_record(args.json, result, md)
     print(md)
 
 

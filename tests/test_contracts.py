@@ -80,9 +80,8 @@ def _calibrated_object_threshold() -> float:
     return value
 
 
-def test_cli_overlap_flag_alone_keeps_the_calibrated_object_threshold(monkeypatch, shipped_data, tmp_path):
-    from edgeseg import cli
-
+def _spy_on_load(monkeypatch) -> dict:
+    """Make ``edgeseg.backends.load`` record the thresholds of the predictor it returns."""
     seen = {}
 
     def spy(*args, **kwargs):
@@ -91,6 +90,13 @@ def test_cli_overlap_flag_alone_keeps_the_calibrated_object_threshold(monkeypatc
         return predictor
 
     monkeypatch.setattr("edgeseg.backends.load", spy)
+    return seen
+
+
+def test_cli_overlap_flag_alone_keeps_the_calibrated_object_threshold(monkeypatch, shipped_data, tmp_path):
+    from edgeseg import cli
+
+    seen = _spy_on_load(monkeypatch)
     image = next((shipped_data / "val").iterdir())
     assert cli.main(["predict", str(image), "--imgsz", "128", "--overlap", "0.7", "--out", str(tmp_path)]) == 0
     assert seen["thresholds"] == Thresholds(_calibrated_object_threshold(), 0.7, 0.5)
@@ -109,14 +115,7 @@ def test_instance_score_threshold_reaches_predict_and_the_cli(monkeypatch, shipp
 
     from edgeseg import cli
 
-    seen = {}
-
-    def spy(*args, **kwargs):
-        predictor = load(*args, **kwargs)
-        seen["thresholds"] = predictor.thresholds
-        return predictor
-
-    monkeypatch.setattr("edgeseg.backends.load", spy)
+    seen = _spy_on_load(monkeypatch)
     assert cli.main(["predict", str(image), "--imgsz", "128", "--instance-conf", "0.3", "--out", str(tmp_path)]) == 0
     assert seen["thresholds"] == Thresholds(_calibrated_object_threshold(), 0.8, 0.5, 0.3)
 

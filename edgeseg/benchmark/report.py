@@ -185,6 +185,14 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_record(json_path: str | Path, doc: dict, markdown: str) -> None:
+    """A benchmark script's record: ``doc`` as JSON at ``json_path`` and ``markdown`` beside it
+    (``.md``), each written atomically."""
+    json_path = Path(json_path)
+    _atomic_text(json_path, json.dumps(doc, indent=2))
+    _atomic_text(json_path.with_suffix(".md"), markdown)
+
+
 def write_report(doc: dict, out: str | Path, stem: str = "bench") -> dict[str, Path]:
     """``<stem>.json``, ``<stem>.md`` and ``pareto.png`` (if matplotlib is there) in ``out``."""
     out = Path(out)
