@@ -86,6 +86,11 @@ RECIPES["lite0k_p64_m96_h64_d3_kd_5800"] = [
 # on this data) instead of from ImageNet; the narrower heads start as built (no tensor has a twin)
 RECIPES["lite0k_p64_m96_h64_d3_kd_init"] = [[*RECIPES["lite0k_p64_m96_h64_d3_kd"][0],
                                              "train.init_from=models/pem_lite0_512.pt"]]
+# that run extended to 5800 steps the way _kd_5800 extends the ImageNet start (its 2900-step run,
+# then the horizon re-drawn to 5800; init_from acts only at step 0, so the resume keeps training)
+RECIPES["lite0k_p64_m96_h64_d3_kd_init_5800"] = [
+    RECIPES["lite0k_p64_m96_h64_d3_kd_init"][0],
+    ["train.steps=5800", *RECIPES["lite0k_p64_m96_h64_d3_kd_init"][0][1:]]]
 # the shipped student cut to fit YOLO26n-seg's forward time (head_sizing candidate
 # lite0m_bilinear_s8_d3: 12 of Lite0's 16 blocks, mask stride 8, 3 decoder layers, a bilinear
 # x2, its own widths), started from the shipped student's weights (every tensor of the cut model
@@ -113,6 +118,7 @@ RECIPE_CONFIGS = {"teacher": TEACHER_CONFIG, "teacher_lite2": "models/teacher_li
                   "lite0k_p64_m96_h64_d3_kd": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_kd_5800": "models/pem_lite0_512.yaml",
                   "lite0k_p64_m96_h64_d3_kd_init": "models/pem_lite0_512.yaml",
+                  "lite0k_p64_m96_h64_d3_kd_init_5800": "models/pem_lite0_512.yaml",
                   "lite0m_s8_d3_cut_kd": "models/pem_lite0_512.yaml",
                   "lite0k_s8_d3_cut_kd": "models/pem_lite0_512.yaml",
                   **{r: "models/pem_mnv3s_tf_512.yaml" for r in RECIPES if r.startswith("mnv3s_")}}
