@@ -20,6 +20,8 @@ For the student (default: the shipped one) at ``--imgsz``:
   1 and 2 threads, random inputs of each model's input dtype, median of ``--runs`` after
   ``--warmup``, LiteRT's default CPU setup (XNNPACK), as the LiteRT adapter runs it.
 
+Converted files are kept under ``--work``, in a folder named by the checkpoint's content and the
+input size (the INT8 prefixes also by the recipe file's), so a second run only times.
 Writes benchmarks/results/tflite_partitions.json and .md.
 """
 from __future__ import annotations
@@ -43,6 +45,7 @@ from torch import nn  # noqa: E402
 from edgeseg.assets import SHIPPED_MODEL, resolve_weights  # noqa: E402
 from edgeseg.benchmark.measure import machine_description, summarize_ms, time_interleaved  # noqa: E402
 from edgeseg.benchmark.report import write_record  # noqa: E402
+from edgeseg.checkpoint import file_sha256  # noqa: E402
 from edgeseg.export.tflite_partitions import partition_map  # noqa: E402
 
 
@@ -90,7 +93,7 @@ def _int8_prefixes(model: nn.Module, ckpt: dict, args, work: Path) -> dict[str, 
                            subset=args.int8_parts, validation_images=recipe.validation_images)
     out = {}
     for name, stem, wrap in (("backbone", "backbone", _Backbone), ("backbone + pixel decoder", "pixel", _PixelDecoder)):
-        path = work / f"int8_part_{stem}_{args.int8_parts}.tflite"
+        path = work / f"int8_part_{stem}_{args.int8_parts}_{file_sha256(args.recipe, 8)}.tflite"  # per recipe file
         if not path.exists():
             quantize_tflite_pt2e(wrap(model), path, data, recipe)
         out[name] = path
@@ -155,7 +158,8 @@ def main() -> None:
     from edgeseg.modeling.pem import ExportWrapper
 
     weights = resolve_weights(args.weights)
-    work = Path(args.work)
+    # the converted files below are reused when present: keyed by the checkpoint's content and the size
+    work = Path(args.work) / f"{Path(weights).stem}-{file_sha256(weights, 8)}-{args.imgsz}"
     work.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(weights)
     wrapper = ExportWrapper(model_from_checkpoint(ckpt, str(weights), image_size=args.imgsz)).eval()
@@ -172,7 +176,7 @@ def main() -> None:
         res = export(weights, "tflite", "fp32", imgsz=args.imgsz, out=work / "fp32", data=args.data, overwrite=True)
         files["fp32"], parity = res.path, res.parity
     int8_checks = {}
-    named = [(f"int8 {p.parent.name}", p) for p in map(Path, args.int8)]
+    named = [(f"int8 {p.parent.name}", p) for p in map(Path, args.int8)]  # named[0]: the file int8 parts read against
     named += [(f"also {p.parent.parent.name}/{p.parent.name}", p) for p in map(Path, args.also)]
     for name, path in named:
         files[name] = path
@@ -209,10 +213,10 @@ def main() -> None:
                      "backbone_ms": bb, "pixel_decoder_ms": round(px - bb, 2),
                      "transformer_decoder_and_heads_ms": round(whole - px, 2)})
         if int8_parts:
-            whole8 = ms[f"int8 {Path(args.int8[0]).parent.name}"]["median_ms"]
+            whole8 = ms[named[0][0]]["median_ms"]
             bb8 = ms["int8 prefix: backbone"]["median_ms"]
             px8 = ms["int8 prefix: backbone + pixel decoder"]["median_ms"]
-            rows.append({"model": "int8 by part", "threads": threads, "int8_file": Path(args.int8[0]).parent.name,
+            rows.append({"model": "int8 by part", "threads": threads, "int8_file": named[0][1].parent.name,
                          "backbone_ms": bb8, "pixel_decoder_ms": round(px8 - bb8, 2),
                          "transformer_decoder_and_heads_ms": round(whole8 - px8, 2)})
         del its
