@@ -123,6 +123,8 @@ TRAINED = [("lite0_pem", "lite0_default"), ("mnv3s_bilinear_p96_d3", "mnv3s_p96_
            ("mnv3s_bilinear_p96_d3", "mnv3s_p96_d3_bb1"), ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3"),
            ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3_kd"),
            ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3_kd_5800"),
+           ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3_kd_init"),
+           ("lite0k_bilinear_p64_m96_h64_d3", "lite0k_p64_m96_h64_d3_kd_init_5800"),
            ("lite0m_bilinear_s8_d3", "lite0m_s8_d3_cut_kd"), ("lite0k_bilinear_s8_d3", "lite0k_s8_d3_cut_kd")]
 
 
