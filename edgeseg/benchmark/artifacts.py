@@ -107,6 +107,7 @@ def build_artifact(weights: str | Path, fmt: str, precision: str, imgsz: int, wo
             parity = result.parity
     except Exception as exc:  # noqa: BLE001 - a converter crash is a benchmark row, like Ultralytics' benchmark
         reason = str(exc) if isinstance(exc, EdgesegError) else f"{type(exc).__name__}: {exc}"
+        reason = reason.replace(str(weights), weights.name)  # a recorded row names the model, not this machine's path
         checked = isinstance(exc, CheckFailedError)
         report = exc.report if checked else {}
         return Artifact(weights, fmt, precision, imgsz, None, CHECK_FAILED if checked else EXPORT_FAILED,
