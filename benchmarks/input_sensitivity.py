@@ -22,7 +22,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,13 +80,10 @@ def resize_sensitivity(weights: str, data: str, images: int) -> dict:
 
 
 def fp16_by_part(weights: str, data: str, fp32_tflite: Path, image_counts: tuple[int, ...]) -> list[dict]:
-    from ai_edge_quantizer import quantizer, recipe_manager
-    from ai_edge_quantizer.algorithm_manager import AlgorithmName
-    from ai_edge_quantizer.qtyping import TFLOperationName
-
     from edgeseg.backends import load
     from edgeseg.data.coco_panoptic import CocoPanoptic
     from edgeseg.export.parity import check_parity
+    from edgeseg.export.to_tflite import weights_to_fp16
 
     ds = CocoPanoptic(data, "val")
     reference = load(weights, input_size=512)
@@ -97,14 +93,7 @@ def fp16_by_part(weights: str, data: str, fp32_tflite: Path, image_counts: tuple
             folder = Path(tmp) / part.replace(" ", "_")
             folder.mkdir()
             shutil.copy(fp32_tflite.parent / "edgeseg.json", folder / "edgeseg.json")
-            manager = recipe_manager.RecipeManager()
-            manager.add_weight_only_config(regex=regex, operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
-                                           algorithm_key=AlgorithmName.FLOAT_CASTING)
-            qt = quantizer.Quantizer(str(fp32_tflite))
-            qt.load_quantization_recipe(manager.get_quantization_recipe())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                qt.quantize().export_model(str(folder / "model.tflite"), overwrite=True)
+            weights_to_fp16(fp32_tflite, folder / "model.tflite", scope=regex)  # as edgeseg export makes FP16
             row = {"fp16_part": part, "mb": round((folder / "model.tflite").stat().st_size / 1e6, 1)}
             artifact = load(folder / "model.tflite")
             for n in image_counts:

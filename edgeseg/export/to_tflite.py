@@ -37,9 +37,10 @@ def _convert_fp32(module: torch.nn.Module, example: torch.Tensor, path: Path) ->
     edge_model.export(str(path))
 
 
-def _weights_to_fp16(src: Path, dst: Path) -> str:
+def weights_to_fp16(src: Path, dst: Path, scope: str = ".*") -> str:
     """Weight-only float16 (ai-edge-quantizer's FLOAT_CASTING algorithm): weights stored as fp16
-    and dequantized in the graph, activations float32."""
+    and dequantized in the graph, activations float32. ``scope``: a regex on the ops' output
+    tensor names (litert-torch names them by module path); the other ops keep FP32 weights."""
     try:
         from ai_edge_quantizer import quantizer, recipe_manager
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -47,11 +48,11 @@ def _weights_to_fp16(src: Path, dst: Path) -> str:
     except ImportError as exc:
         raise EdgesegError("FP16 TFLite export needs ai-edge-quantizer: pip install ai-edge-quantizer") from exc
     manager = recipe_manager.RecipeManager()
-    manager.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
+    manager.add_weight_only_config(regex=scope, operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
                                    algorithm_key=AlgorithmName.FLOAT_CASTING)
     qt = quantizer.Quantizer(str(src))
     qt.load_quantization_recipe(manager.get_quantization_recipe())
-    qt.quantize().export_model(str(dst))
+    qt.quantize().export_model(str(dst), overwrite=True)
     return "ai-edge-quantizer FLOAT_CASTING fp16 weights"
 
 
@@ -102,12 +103,12 @@ def export_tflite(module: torch.nn.Module, example: torch.Tensor, path: Path, pr
     if precision == "fp32":
         _convert_fp32(module, example, path)
     elif fp32_model is not None:
-        info["fp16"] = _weights_to_fp16(Path(fp32_model), path)
+        info["fp16"] = weights_to_fp16(Path(fp32_model), path)
         info["from_fp32"] = Path(fp32_model).name
     else:
         fp32 = path.with_name("fp32_intermediate.tflite")
         _convert_fp32(module, example, fp32)
-        info["fp16"] = _weights_to_fp16(fp32, path)
+        info["fp16"] = weights_to_fp16(fp32, path)
         fp32.unlink()
     info["xnnpack_partitions"] = xnnpack_partitions(path)
     meta.output_tensors = output_tensors(path, meta)
