@@ -38,7 +38,9 @@ def _int8(weights: Path, fmt: str, data: str, work: Path) -> Path:
     from edgeseg.checkpoint import load_checkpoint
     from edgeseg.quantization import quantize, resolve_recipe
 
-    folder = work / f"{fmt}_int8"
+    from edgeseg.checkpoint import file_sha256
+
+    folder = work / f"{weights.stem}-{file_sha256(weights, 8)}" / f"{fmt}_int8"  # reused only for the same checkpoint
     hit = sorted(p for p in folder.glob("model.*") if p.suffix in (".onnx", ".xml"))
     if hit:
         return hit[0]
