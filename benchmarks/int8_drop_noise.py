@@ -52,16 +52,11 @@ def _int8(weights: Path, fmt: str, data: str, work: Path) -> Path:
 
 def _scores(predictor, ds, resize_flag: int | None = None):
     """Per-image PQ statistics of ``predictor`` over ``ds``; ``resize_flag`` replaces the exact enlarging resize."""
-    import edgeseg.inference.preprocess as pp
     from edgeseg.evaluation.evaluate import score_split
+    from input_sensitivity import _with_resize  # the same one-grey-level stand-in (this folder is on sys.path)
 
-    real = pp.cv2
-    if resize_flag is not None:
-        class _Cv2:
-            def __getattr__(self, name):
-                return resize_flag if name == "INTER_LINEAR_EXACT" else getattr(cv2, name)
-
-        pp.cv2 = _Cv2()
+    pp, stand_in = _with_resize(resize_flag if resize_flag is not None else cv2.INTER_LINEAR_EXACT)
+    real, pp.cv2 = pp.cv2, stand_in
     try:
         return np.stack(score_split(predictor, ds, progress=False).pq.per_image)
     finally:
